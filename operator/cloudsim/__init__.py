@@ -1,0 +1,1 @@
+"""Simulators of Tencent TI-ONE, Huawei ModelArts and Baidu Qianfan (test infrastructure)."""
