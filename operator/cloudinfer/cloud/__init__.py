@@ -1,0 +1,1 @@
+"""The cloud layer: signers, credentials, errors, rate budgets and the provider protocol."""

@@ -1,0 +1,1 @@
+"""Baidu AI Cloud Qianfan console API v2."""

@@ -1,0 +1,1 @@
+"""Tencent Cloud TI-ONE (API 2021-11-11)."""
