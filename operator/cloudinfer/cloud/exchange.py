@@ -1,0 +1,107 @@
+"""One HTTP exchange with a cloud: send, map transport failures, and read the JSON body.
+
+Nothing here knows a cloud's envelope; `<cloud>/envelope.py` builds on these pieces. Whatever
+comes back (a timeout, a reset connection, an HTML page from a gateway), the caller gets a
+`CloudError`, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Final
+
+import httpx
+
+from cloudinfer.cloud.errors import (
+    CloudError,
+    MalformedResponseError,
+    ThrottledError,
+    TransientError,
+    parse_retry_after,
+)
+
+EXCERPT_CHARS: Final = 120
+"""How much of an unreadable body an error quotes: enough to recognise a gateway page."""
+
+JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A successful call: the payload the cloud returned and its request id."""
+
+    data: JSONObject
+    request_id: str | None
+
+
+async def send(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    auth: httpx.Auth,
+    cloud: str,
+    action: str,
+) -> httpx.Response:
+    """Send `request`, turning every transport failure into a `TransientError`."""
+    try:
+        return await client.send(request, auth=auth)
+    except httpx.TimeoutException as exc:
+        raise TransientError(
+            f"timed out ({type(exc).__name__})", cloud=cloud, action=action
+        ) from exc
+    except httpx.DecodingError as exc:
+        raise MalformedResponseError(
+            "the response body could not be decoded", cloud=cloud, action=action
+        ) from exc
+    except httpx.TransportError as exc:
+        raise TransientError(
+            f"transport error ({type(exc).__name__})", cloud=cloud, action=action
+        ) from exc
+
+
+def excerpt(response: httpx.Response) -> str:
+    """A short, single-line quote of the body, for errors about bodies we cannot read."""
+    text = response.content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    return " ".join(text.split())[:EXCERPT_CHARS]
+
+
+def looks_like_html(response: httpx.Response) -> bool:
+    content_type = response.headers.get("content-type", "")
+    head = response.content[:64].lstrip().lower()
+    return "html" in content_type or head.startswith((b"<!doctype", b"<html"))
+
+
+def json_object(response: httpx.Response) -> JSONObject | None:
+    """The body as a JSON object, or None if it is not one."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def unreadable(
+    response: httpx.Response, *, cloud: str, action: str, request_id: str | None
+) -> CloudError:
+    """The error for a reply whose body is not the cloud's JSON envelope.
+
+    Only the status can be trusted then: 429 is throttling, 5xx and 408 are transient, and
+    anything else is a malformed response.
+    """
+    status = response.status_code
+    kind = "an HTML page" if looks_like_html(response) else "a body that is not a JSON object"
+    message = f"HTTP {status} with {kind}: {excerpt(response)!r}"
+    details: dict[str, Any] = {
+        "cloud": cloud,
+        "action": action,
+        "request_id": request_id,
+        "http_status": status,
+        "retry_after": parse_retry_after(response.headers.get("retry-after")),
+    }
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        return ThrottledError(message, **details)
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
+        return TransientError(message, **details)
+    return MalformedResponseError(message, **details)

@@ -1,0 +1,53 @@
+"""Reading TI-ONE replies: HTTP 200 with `{"Response": {..., "RequestId"}}` or
+`{"Response": {"Error": {"Code", "Message"}, "RequestId"}}` (clouds.md §2.5)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import httpx
+
+from cloudinfer.cloud.errors import CloudError, MalformedResponseError, lookup
+from cloudinfer.cloud.exchange import Reply, json_object, unreadable
+from cloudinfer.cloud.tencent.errors import TENCENT_ERRORS
+
+CLOUD: Final = "tencent"
+
+
+def unwrap(response: httpx.Response, *, action: str) -> Reply:
+    """The `Response` object of a successful call; otherwise raise the classified error."""
+    body = json_object(response)
+    inner = body.get("Response") if body is not None else None
+    if not isinstance(inner, dict):
+        raise unreadable(response, cloud=CLOUD, action=action, request_id=None)
+    request_id = inner.get("RequestId")
+    request_id = request_id if isinstance(request_id, str) else None
+    error = inner.get("Error")
+    if error is not None:
+        raise _error(error, response=response, action=action, request_id=request_id)
+    if not response.is_success:
+        raise unreadable(response, cloud=CLOUD, action=action, request_id=request_id)
+    return Reply(data=inner, request_id=request_id)
+
+
+def _error(
+    error: object, *, response: httpx.Response, action: str, request_id: str | None
+) -> CloudError:
+    if not isinstance(error, dict) or not isinstance(error.get("Code"), str):
+        return MalformedResponseError(
+            f"Response.Error has no Code: {error!r}"[:200],
+            cloud=CLOUD,
+            action=action,
+            request_id=request_id,
+            http_status=response.status_code,
+        )
+    code: str = error["Code"]
+    cls = lookup(TENCENT_ERRORS, code) or CloudError
+    return cls(
+        str(error.get("Message", "")),
+        cloud=CLOUD,
+        action=action,
+        code=code,
+        request_id=request_id,
+        http_status=response.status_code,
+    )
