@@ -1,85 +1,12 @@
-"""Fixtures for the cloud-layer tests: the signing vectors and a virtual clock."""
+"""Fixtures for the cloud-layer tests."""
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import itertools
-import json
-from collections.abc import Awaitable
-from pathlib import Path
-from typing import Any, TypeVar
-
 import pytest
-
-VECTORS_PATH = Path(__file__).resolve().parent.parent / "data" / "signing-vectors.json"
-
-T = TypeVar("T")
-
-
-def load_vectors() -> dict[str, Any]:
-    """The repository's copy of the known-answer signing vectors."""
-    return json.loads(VECTORS_PATH.read_text())
-
-
-class VirtualClock:
-    """A `Clock` whose time moves only when every task is waiting on it.
-
-    `run(main)` drives the event loop: it lets runnable tasks proceed, then jumps to the
-    earliest pending wake-up. Tests therefore cover seconds or minutes in milliseconds.
-    """
-
-    YIELDS_PER_STEP = 25
-    """Event-loop turns granted to woken tasks before time moves on again."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + seconds, next(self._seq), future))
-        await future
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward without waking anyone (for synchronous tests)."""
-        self.now += seconds
-
-    async def _settle(self) -> None:
-        for _ in range(self.YIELDS_PER_STEP):
-            await asyncio.sleep(0)
-
-    async def drive(self, main: Awaitable[T]) -> T:
-        task = asyncio.ensure_future(main)
-        while True:
-            await self._settle()
-            if task.done():
-                return task.result()
-            if not self._sleepers:
-                raise RuntimeError("deadlock: the task waits on something other than the clock")
-            wake = self._sleepers[0][0]
-            self.now = max(self.now, wake)
-            while self._sleepers and self._sleepers[0][0] <= self.now:
-                _, _, future = heapq.heappop(self._sleepers)
-                if not future.done():
-                    future.set_result(None)
-
-    def run(self, main: Awaitable[T]) -> T:
-        return asyncio.run(self.drive(main))  # type: ignore[arg-type]
+from virtual_clock import VirtualClock
 
 
 @pytest.fixture
 def virtual_clock() -> VirtualClock:
+    """A fresh virtual clock: time moves only when every task waits on it."""
     return VirtualClock()
-
-
-@pytest.fixture(scope="session")
-def vectors() -> dict[str, Any]:
-    return load_vectors()

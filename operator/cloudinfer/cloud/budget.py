@@ -1,0 +1,181 @@
+"""Rate budgets: one token bucket per (account, action class), shrinking on throttling.
+
+Every call to a cloud first takes a token from the bucket of its account and action class, so
+a thousand services of one account share one budget instead of making a thousand parallel calls.
+Buckets start at the documented limit (`<cloud>/limits.py`), halve when the cloud throttles us
+(multiplicative decrease) and creep back slowly (additive increase), like TCP congestion control.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from cloudinfer.cloud.clock import Clock
+
+DEFAULT_BURST: Final = 1
+"""Tokens a bucket holds. With 1 the bucket paces calls evenly, so no window of one second ever
+sees more than `per_second` calls. The clouds do not document their window (fixed or sliding),
+and pacing is safe under both."""
+
+AIMD_DECREASE_FACTOR: Final = 0.5
+"""On throttling the rate is multiplied by this (TCP's multiplicative decrease)."""
+
+THROTTLE_COOLDOWN_SECONDS: Final = 1.0
+"""Further throttling replies within this time after a decrease are answers to calls made at
+the old rate, so they do not shrink the rate again."""
+
+MIN_RATE_FRACTION: Final = 0.05
+"""The rate never shrinks below this fraction of the configured limit..."""
+MIN_RATE_PER_SECOND: Final = 0.2
+"""...nor below one call every five seconds, so observation always makes progress."""
+
+RECOVERY_DELAY_SECONDS: Final = 10.0
+"""After a throttling reply the rate stays put this long before it starts to recover."""
+RECOVERY_FRACTION_PER_SECOND: Final = 0.02
+"""Then it grows by this fraction of the limit per second: from half to full in 25 s."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A call rate: `per_second` calls on average, at most `burst` at once."""
+
+    per_second: float
+    burst: int = DEFAULT_BURST
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0:
+            raise ValueError(f"per_second must be positive, not {self.per_second}")
+        if self.burst < 1:
+            raise ValueError(f"burst must be at least 1, not {self.burst}")
+
+
+class TokenBucket:
+    """A paced token bucket (GCRA) with an adaptive rate.
+
+    `acquire()` reserves the next free slot and sleeps until it, so waiters are served in
+    order without polling. When the rate shrinks, waiters holding slots computed at the old rate
+    take new ones.
+    """
+
+    def __init__(self, limit: RateLimit, clock: Clock) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._rate = limit.per_second
+        now = clock.monotonic()
+        self._tat = now  # theoretical arrival time of the next call
+        self._epoch = 0  # bumped when the rate shrinks
+        self._last_throttle: float | None = None
+        self._recovered_at = now
+
+    @property
+    def limit(self) -> RateLimit:
+        return self._limit
+
+    @property
+    def rate(self) -> float:
+        """The current rate in calls per second, after recovery up to now."""
+        self._recover(self._clock.monotonic())
+        return self._rate
+
+    @property
+    def floor(self) -> float:
+        return min(
+            self._limit.per_second,
+            max(self._limit.per_second * MIN_RATE_FRACTION, MIN_RATE_PER_SECOND),
+        )
+
+    def set_limit(self, limit: RateLimit) -> None:
+        """Change the configured limit (e.g. from a CloudAccount), keeping any shrinkage."""
+        fraction = self._rate / self._limit.per_second
+        self._limit = limit
+        self._rate = max(self.floor, limit.per_second * fraction)
+        self._epoch += 1
+
+    def reserve(self) -> float:
+        """Take the next slot and return how long to wait for it (0 when it is now)."""
+        now = self._clock.monotonic()
+        self._recover(now)
+        interval = 1.0 / self._rate
+        tolerance = (self._limit.burst - 1) * interval
+        slot = max(now, self._tat - tolerance)
+        self._tat = max(self._tat, slot) + interval
+        return slot - now
+
+    async def acquire(self) -> None:
+        """Wait for a token of this bucket."""
+        while True:
+            epoch = self._epoch
+            wait = self.reserve()
+            if wait <= 0:
+                return
+            await self._clock.sleep(wait)
+            if self._epoch == epoch:
+                return
+
+    def on_throttled(self) -> None:
+        """The cloud throttled a call: halve the rate (once per cooldown) and re-pace waiters."""
+        now = self._clock.monotonic()
+        self._recover(now)
+        if self._last_throttle is not None and now - self._last_throttle < (
+            THROTTLE_COOLDOWN_SECONDS
+        ):
+            return
+        self._last_throttle = now
+        self._rate = max(self.floor, self._rate * AIMD_DECREASE_FACTOR)
+        self._tat = now + 1.0 / self._rate
+        self._epoch += 1
+
+    def _recover(self, now: float) -> None:
+        start = self._recovered_at
+        if self._last_throttle is not None:
+            start = max(start, self._last_throttle + RECOVERY_DELAY_SECONDS)
+        if now > start and self._rate < self._limit.per_second:
+            step = self._limit.per_second * RECOVERY_FRACTION_PER_SECOND * (now - start)
+            self._rate = min(self._limit.per_second, self._rate + step)
+        self._recovered_at = max(self._recovered_at, now)
+
+
+ActionClass = str
+"""A cloud's rate-limit dimension, e.g. a TI-ONE API name or a ModelArts read/write class."""
+
+
+class RateBudgets:
+    """The buckets of one cloud, keyed by (account, action class), created on first use.
+
+    `limits` are the documented per-action limits, `default` covers undocumented actions, and
+    `configure(account, overrides)` applies an account's own limits (from its CloudAccount).
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[ActionClass, RateLimit],
+        *,
+        default: RateLimit,
+        clock: Clock,
+    ) -> None:
+        self._limits = dict(limits)
+        self._default = default
+        self._clock = clock
+        self._overrides: dict[str, dict[ActionClass, RateLimit]] = {}
+        self._buckets: dict[tuple[str, ActionClass], TokenBucket] = {}
+
+    def limit_for(self, account: str, action_class: ActionClass) -> RateLimit:
+        override = self._overrides.get(account, {}).get(action_class)
+        return override or self._limits.get(action_class, self._default)
+
+    def configure(self, account: str, overrides: Mapping[ActionClass, RateLimit]) -> None:
+        """Replace the account's own limits; existing buckets adopt them at once."""
+        self._overrides[account] = dict(overrides)
+        for (bucket_account, action_class), bucket in self._buckets.items():
+            if bucket_account == account:
+                bucket.set_limit(self.limit_for(account, action_class))
+
+    def bucket(self, account: str, action_class: ActionClass) -> TokenBucket:
+        key = (account, action_class)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(self.limit_for(account, action_class), self._clock)
+            self._buckets[key] = bucket
+        return bucket

@@ -1,0 +1,315 @@
+"""Rate budgets, backoff and retries on a virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import random
+from collections import deque
+
+import pytest
+from virtual_clock import VirtualClock
+
+from cloudinfer.cloud.backoff import BACKOFF_CAP_SECONDS, Backoff
+from cloudinfer.cloud.budget import (
+    AIMD_DECREASE_FACTOR,
+    RECOVERY_DELAY_SECONDS,
+    RateBudgets,
+    RateLimit,
+    TokenBucket,
+)
+from cloudinfer.cloud.errors import (
+    AuthError,
+    BusyError,
+    CloudError,
+    QuotaError,
+    ThrottledError,
+    TransientError,
+)
+from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
+from cloudinfer.cloud.tencent.limits import (
+    DESCRIBE_MODEL_SERVICE,
+    MODIFY_MODEL_SERVICE,
+    TENCENT_DEFAULT_RATE_LIMIT,
+    TENCENT_RATE_LIMITS,
+)
+
+
+def seeded(seed: int) -> random.Random:
+    return random.Random(seed)  # noqa: S311 (reproducible jitter, not cryptography)
+
+
+def max_in_any_second(times: list[float]) -> int:
+    """The most events in any half-open window [t, t + 1s)."""
+    ordered = sorted(times)
+    best = 0
+    window: deque[float] = deque()
+    for t in ordered:
+        window.append(t)
+        while window[0] <= t - 1.0 + 1e-9:
+            window.popleft()
+        best = max(best, len(window))
+    return best
+
+
+def burst(clock: VirtualClock, bucket: TokenBucket, n: int) -> list[float]:
+    """`n` concurrent callers each take one token; returns when each got it."""
+    admitted: list[float] = []
+
+    async def one() -> None:
+        await bucket.acquire()
+        admitted.append(clock.monotonic())
+
+    async def all_of_them() -> None:
+        await asyncio.gather(*(one() for _ in range(n)))
+
+    clock.run(all_of_them())
+    return admitted
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [RateLimit(20), RateLimit(50), RateLimit(3.5), RateLimit(20, burst=1)],
+    ids=["ti-one-modify-20", "ti-one-describe-50", "fractional-3.5", "explicit-burst-1"],
+)
+def test_burst_of_1000_never_exceeds_the_budget_in_any_second(
+    virtual_clock: VirtualClock, limit: RateLimit
+) -> None:
+    bucket = TokenBucket(limit, virtual_clock)
+    start = virtual_clock.monotonic()
+    admitted = burst(virtual_clock, bucket, 1000)
+    assert len(admitted) == 1000
+    # Paced calls: a window of one second holds at most ceil(rate) of them.
+    assert max_in_any_second(admitted) <= math.ceil(limit.per_second)
+    # ...and the budget is used, not wasted: 1000 calls take about 1000/rate seconds.
+    assert max(admitted) - start == pytest.approx(999 / limit.per_second, rel=0.01)
+
+
+def test_burst_allowance_is_bounded(virtual_clock: VirtualClock) -> None:
+    bucket = TokenBucket(RateLimit(10, burst=5), virtual_clock)
+    admitted = burst(virtual_clock, bucket, 200)
+    assert max_in_any_second(admitted) <= 10 + 5 - 1
+
+
+def test_500_writes_against_a_20_per_second_cloud_are_never_throttled(
+    virtual_clock: VirtualClock,
+) -> None:
+    """A fake cloud that throttles above 20 calls in any second sees zero excess calls."""
+    budgets = RateBudgets(
+        TENCENT_RATE_LIMITS, default=TENCENT_DEFAULT_RATE_LIMIT, clock=virtual_clock
+    )
+    seen: list[float] = []
+    throttled = 0
+
+    async def modify() -> None:
+        nonlocal throttled
+        seen.append(virtual_clock.monotonic())
+        if max_in_any_second([t for t in seen if t > seen[-1] - 1.0]) > 20:
+            throttled += 1
+            raise ThrottledError("RequestLimitExceeded", cloud="tencent")
+
+    async def writes() -> None:
+        bucket = budgets.bucket("acct", MODIFY_MODEL_SERVICE)
+        policy = RetryPolicy()
+        await asyncio.gather(
+            *(
+                call_with_budget(modify, bucket=bucket, clock=virtual_clock, policy=policy)
+                for _ in range(500)
+            )
+        )
+
+    virtual_clock.run(writes())
+    assert throttled == 0
+    assert len(seen) == 500
+
+
+def test_throttling_halves_the_rate_and_repaces_waiters(virtual_clock: VirtualClock) -> None:
+    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    admitted: list[float] = []
+
+    async def one() -> None:
+        await bucket.acquire()
+        admitted.append(virtual_clock.monotonic())
+
+    async def scenario() -> float:
+        tasks = [asyncio.ensure_future(one()) for _ in range(300)]
+        await virtual_clock.sleep(2.0)
+        bucket.on_throttled()
+        throttled_at = virtual_clock.monotonic()
+        await asyncio.gather(*tasks)
+        return throttled_at
+
+    throttled_at = virtual_clock.run(scenario())
+    # Until recovery starts, the halved rate holds; after it, the rate creeps back up.
+    halved = [t for t in admitted if throttled_at <= t < throttled_at + RECOVERY_DELAY_SECONDS]
+    assert len(halved) >= 99, "the burst should outlast the recovery delay"
+    assert max_in_any_second(halved) <= 20 * AIMD_DECREASE_FACTOR
+    assert max_in_any_second(admitted) <= 20
+    assert len(admitted) == 300
+
+
+def test_throttles_within_the_cooldown_shrink_once(virtual_clock: VirtualClock) -> None:
+    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    for _ in range(5):  # replies to calls that were already in flight
+        bucket.on_throttled()
+    assert bucket.rate == pytest.approx(10)
+    virtual_clock.advance(1.5)
+    bucket.on_throttled()
+    assert bucket.rate == pytest.approx(5)
+
+
+def test_rate_recovers_slowly_and_never_past_the_limit(virtual_clock: VirtualClock) -> None:
+    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    bucket.on_throttled()
+    virtual_clock.advance(RECOVERY_DELAY_SECONDS)
+    assert bucket.rate == pytest.approx(10), "no recovery during the delay"
+    virtual_clock.advance(5)
+    assert bucket.rate == pytest.approx(12), "2% of the limit per second"
+    virtual_clock.advance(60)
+    assert bucket.rate == pytest.approx(20)
+
+
+def test_rate_never_shrinks_below_the_floor(virtual_clock: VirtualClock) -> None:
+    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    for _ in range(20):
+        bucket.on_throttled()
+        virtual_clock.advance(1.1)
+    assert bucket.rate == pytest.approx(1.0)  # 5% of 20/s
+
+
+def test_budget_is_per_account_and_action_class(virtual_clock: VirtualClock) -> None:
+    budgets = RateBudgets(
+        TENCENT_RATE_LIMITS, default=TENCENT_DEFAULT_RATE_LIMIT, clock=virtual_clock
+    )
+    shared = budgets.bucket("acct-a", MODIFY_MODEL_SERVICE)
+    assert budgets.bucket("acct-a", MODIFY_MODEL_SERVICE) is shared
+    assert budgets.bucket("acct-b", MODIFY_MODEL_SERVICE) is not shared
+    assert budgets.bucket("acct-a", DESCRIBE_MODEL_SERVICE) is not shared
+    assert budgets.bucket("acct-a", DESCRIBE_MODEL_SERVICE).limit == RateLimit(50)
+    assert budgets.bucket("acct-a", "SomeUndocumentedApi").limit == RateLimit(20)
+
+
+def test_account_overrides_apply_to_existing_buckets(virtual_clock: VirtualClock) -> None:
+    budgets = RateBudgets(
+        TENCENT_RATE_LIMITS, default=TENCENT_DEFAULT_RATE_LIMIT, clock=virtual_clock
+    )
+    bucket = budgets.bucket("acct", MODIFY_MODEL_SERVICE)
+    budgets.configure("acct", {MODIFY_MODEL_SERVICE: RateLimit(5)})
+    assert bucket.limit == RateLimit(5)
+    assert budgets.bucket("other", MODIFY_MODEL_SERVICE).limit == RateLimit(20)
+    admitted = burst(virtual_clock, bucket, 50)
+    assert max_in_any_second(admitted) <= 5
+
+
+@pytest.mark.parametrize(
+    "bad", [(0, 1), (-1, 1), (1, 0)], ids=["zero-rate", "negative-rate", "zero-burst"]
+)
+def test_rate_limit_rejects_nonsense(bad: tuple[float, int]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        RateLimit(bad[0], burst=bad[1])
+
+
+# --- backoff ---------------------------------------------------------------------------------
+
+
+def test_backoff_ceiling_doubles_and_is_capped() -> None:
+    backoff = Backoff(base=0.5, factor=2, cap=BACKOFF_CAP_SECONDS)
+    assert [backoff.ceiling(n) for n in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+
+
+def test_backoff_is_jittered_within_the_ceiling_and_reproducible() -> None:
+    first = Backoff(rng=seeded(7))
+    second = Backoff(rng=seeded(7))
+    delays = [first.delay(n % 6) for n in range(500)]
+    assert delays == [second.delay(n % 6) for n in range(500)]
+    assert all(0 <= d <= first.ceiling(n % 6) for n, d in enumerate(delays))
+    assert len(set(delays)) > 450, "jitter should spread the retries"
+
+
+def test_backoff_honours_retry_after_up_to_a_cap() -> None:
+    backoff = Backoff(rng=seeded(1))
+    assert backoff.delay(0, retry_after=12) == 12
+    assert backoff.delay(0, retry_after=10_000) == 300
+
+
+# --- retries within the budget -------------------------------------------------------------------
+
+
+ONE_PER_SECOND = RateLimit(1)
+
+
+def _run_calls(
+    clock: VirtualClock, failures: list[CloudError], limit: RateLimit = ONE_PER_SECOND
+) -> tuple[list[float], TokenBucket, BaseException | None]:
+    bucket = TokenBucket(limit, clock)
+    attempts: list[float] = []
+    queue = list(failures)
+
+    async def attempt() -> str:
+        attempts.append(clock.monotonic())
+        if queue:
+            raise queue.pop(0)
+        return "ok"
+
+    policy = RetryPolicy(
+        max_attempts=4,
+        backoff=Backoff(
+            base=0.0001,
+            rng=seeded(0),
+        ),
+    )
+
+    async def main() -> BaseException | None:
+        try:
+            await call_with_budget(attempt, bucket=bucket, clock=clock, policy=policy)
+        except CloudError as error:
+            return error
+        return None
+
+    return attempts, bucket, clock.run(main())
+
+
+@pytest.mark.parametrize(
+    ("failures", "attempts", "raised"),
+    [
+        ([], 1, None),
+        ([TransientError("x", cloud="c")], 2, None),
+        ([BusyError("x", cloud="c")] * 2, 3, None),
+        ([TransientError("x", cloud="c")] * 4, 4, TransientError),
+        ([AuthError("x", cloud="c")], 1, AuthError),
+        ([QuotaError("x", cloud="c")], 1, QuotaError),
+    ],
+    ids=[
+        "success",
+        "transient-then-success",
+        "busy-twice-then-success",
+        "gives-up-after-max-attempts",
+        "auth-is-not-retried",
+        "quota-goes-back-to-the-reconciler",
+    ],
+)
+def test_retry_policy_follows_the_error_class(
+    virtual_clock: VirtualClock,
+    failures: list[CloudError],
+    attempts: int,
+    raised: type[CloudError] | None,
+) -> None:
+    seen, _, error = _run_calls(virtual_clock, failures)
+    assert len(seen) == attempts
+    assert (type(error) if error else None) is raised
+
+
+def test_retries_take_tokens_too(virtual_clock: VirtualClock) -> None:
+    """Even with a near-zero backoff, retries are spaced by the 1/s budget."""
+    seen, _, _ = _run_calls(virtual_clock, [TransientError("x", cloud="c")] * 3)
+    gaps = [b - a for a, b in itertools.pairwise(seen)]
+    assert all(gap >= 1.0 - 1e-9 for gap in gaps)
+
+
+def test_throttling_shrinks_the_bucket_before_retrying(virtual_clock: VirtualClock) -> None:
+    _, bucket, error = _run_calls(
+        virtual_clock, [ThrottledError("x", cloud="c")], limit=RateLimit(20)
+    )
+    assert error is None
+    assert bucket.rate == pytest.approx(10)
