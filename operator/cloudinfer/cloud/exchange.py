@@ -21,9 +21,13 @@ from cloudinfer.cloud.errors import (
     TransientError,
     parse_retry_after,
 )
+from cloudinfer.cloud.redaction import scrub
 
 EXCERPT_CHARS: Final = 120
 """How much of an unreadable body an error quotes: enough to recognise a gateway page."""
+
+SCAN_BYTES: Final = 64 * 1024
+"""How much of an unreadable body is scanned for echoed secrets before quoting it."""
 
 JSONObject = dict[str, Any]
 
@@ -62,9 +66,21 @@ async def send(
 
 
 def excerpt(response: httpx.Response) -> str:
-    """A short, single-line quote of the body, for errors about bodies we cannot read."""
-    text = response.content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    """A short, single-line quote of the body, for errors about bodies we cannot read.
+
+    A misbehaving proxy may echo the request; any sensitive header value it echoes is cut out
+    before the quote is truncated, so not even a prefix of a token survives.
+    """
+    text = response.content[:SCAN_BYTES].decode("utf-8", errors="replace")
+    text = scrub(text, _request_of(response))
     return " ".join(text.split())[:EXCERPT_CHARS]
+
+
+def _request_of(response: httpx.Response) -> httpx.Request | None:
+    try:
+        return response.request
+    except RuntimeError:  # a Response built by hand has no request
+        return None
 
 
 def looks_like_html(response: httpx.Response) -> bool:
