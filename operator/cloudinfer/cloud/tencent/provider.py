@@ -1,0 +1,241 @@
+"""The TI-ONE provider: batched observation and minimal changes (issue 6, clouds.md §2).
+
+- List: `DescribeModelServiceGroups` in pages of 100 (its maximum); each group carries its
+  full `Services[]`, so one page observes up to 100 groups.
+- RPS limit and schedule: `ModifyModelServicePartialConfig` (incremental, no restart). If the
+  account answers `InvalidAction`/`ActionOffline`, fall back to `ModifyModelService` with only
+  those fields and remember that per account.
+- Replicas, stop, resume: `ModifyModelService` with `ServiceAction` SCALE/STOP/RESUME.
+- Platform stops (`ARREARS_STOP`, `WHITELIST_STOP`) are never fought: resume is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC
+from typing import Any, Final
+
+import httpx
+
+from cloudinfer.cloud.budget import RateBudgets
+from cloudinfer.cloud.clock import Clock, SystemClock, WallClock
+from cloudinfer.cloud.credentials import TencentCredentials
+from cloudinfer.cloud.errors import (
+    ConflictError,
+    InvalidRequestError,
+    UnsupportedActionError,
+)
+from cloudinfer.cloud.exchange import Reply, send
+from cloudinfer.cloud.model import (
+    ApplyResult,
+    Capabilities,
+    Change,
+    ClearRateLimit,
+    ClearSchedule,
+    Cloud,
+    ObservedService,
+    RateLimitScope,
+    Resume,
+    Scale,
+    SetRateLimit,
+    SetSchedule,
+    Stop,
+)
+from cloudinfer.cloud.payload import Payload
+from cloudinfer.cloud.provider import Account
+from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
+from cloudinfer.cloud.tencent import limits
+from cloudinfer.cloud.tencent.envelope import CLOUD, unwrap
+from cloudinfer.cloud.tencent.parse import CAPABILITIES, FALLBACK_CAPABILITIES, observed_service
+from cloudinfer.cloud.tencent.signer import TencentSigner
+
+API_VERSION: Final = "2021-11-11"
+PUBLIC_ENDPOINT: Final = "https://tione.tencentcloudapi.com"
+"""The nearest-region endpoint (clouds.md §2.1)."""
+LIST_PAGE_SIZE: Final = 100
+"""`DescribeModelServiceGroups` Limit maximum (clouds.md §2.3)."""
+SCHEDULE_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+"""Seed responses use UTC with `Z`; the API compares instants, not strings (clouds.md §2.8)."""
+
+
+def new_tencent_budgets(clock: Clock) -> RateBudgets:
+    return RateBudgets(
+        limits.TENCENT_RATE_LIMITS, default=limits.TENCENT_DEFAULT_RATE_LIMIT, clock=clock
+    )
+
+
+class TencentProvider:
+    """`CloudProvider` for TI-ONE. One instance serves many accounts; budgets are per account."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        clock: Clock | None = None,
+        wall_clock: WallClock = time.time,
+        budgets: RateBudgets | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._client = client
+        self._clock = clock or SystemClock()
+        self._wall_clock = wall_clock
+        self._budgets = budgets or new_tencent_budgets(self._clock)
+        self._retry = retry or RetryPolicy()
+        self._partial_config: dict[str, bool] = {}
+        """Per account: False once PartialConfig answered InvalidAction/ActionOffline."""
+
+    @property
+    def cloud(self) -> Cloud:
+        return Cloud.TENCENT
+
+    def capabilities(self, account: Account) -> Capabilities:
+        if self._partial_config.get(account.name, True):
+            return CAPABILITIES
+        return FALLBACK_CAPABILITIES
+
+    # ----- observation -----------------------------------------------------------------------
+
+    async def list_services(self, account: Account) -> list[ObservedService]:
+        services: list[ObservedService] = []
+        offset = 0
+        capabilities = self.capabilities(account)
+        while True:
+            reply = await self._call(
+                account,
+                limits.DESCRIBE_MODEL_SERVICE_GROUPS,
+                {"Offset": offset, "Limit": LIST_PAGE_SIZE},
+            )
+            page = self._payload(reply, limits.DESCRIBE_MODEL_SERVICE_GROUPS)
+            groups = page.objects("ServiceGroups", optional=True)
+            for group in groups:
+                for service in group.objects("Services", optional=True):
+                    services.append(observed_service(service, capabilities=capabilities))
+            offset += LIST_PAGE_SIZE
+            if not groups or offset >= page.integer("TotalCount"):
+                return services
+
+    async def observe(self, account: Account, service_id: str) -> ObservedService:
+        reply = await self._call(account, limits.DESCRIBE_MODEL_SERVICE, {"ServiceId": service_id})
+        service = self._payload(reply, limits.DESCRIBE_MODEL_SERVICE).object("Service")
+        return observed_service(service, capabilities=self.capabilities(account))
+
+    # ----- changes -----------------------------------------------------------------------------
+
+    async def apply(
+        self, account: Account, change: Change, *, observed: ObservedService
+    ) -> ApplyResult:
+        sid = change.service_id
+        if isinstance(change, Resume) and observed.platform_stop:
+            raise ConflictError(
+                f"the platform stopped {sid} ({observed.platform_stop}); not resuming it",
+                cloud=CLOUD,
+                action=limits.MODIFY_MODEL_SERVICE,
+                code=observed.platform_stop,
+            )
+        if isinstance(change, Scale):
+            return await self._action(
+                account, change, {"ServiceAction": "SCALE", "Replicas": change.replicas}
+            )
+        if isinstance(change, Stop):
+            return await self._action(account, change, {"ServiceAction": "STOP"})
+        if isinstance(change, Resume):
+            return await self._action(account, change, {"ServiceAction": "RESUME"})
+        return await self._partial(account, change, _partial_fields(change))
+
+    async def _action(
+        self, account: Account, change: Change, fields: dict[str, Any]
+    ) -> ApplyResult:
+        action = limits.MODIFY_MODEL_SERVICE
+        reply = await self._call(account, action, {"ServiceId": change.service_id, **fields})
+        return ApplyResult(change=change, call=action, request_id=reply.request_id)
+
+    async def _partial(
+        self, account: Account, change: Change, fields: dict[str, Any]
+    ) -> ApplyResult:
+        body = {"ServiceId": change.service_id, **fields}
+        if self._partial_config.get(account.name, True):
+            try:
+                reply = await self._call(account, limits.MODIFY_MODEL_SERVICE_PARTIAL_CONFIG, body)
+            except UnsupportedActionError:
+                self._partial_config[account.name] = False
+            else:
+                return ApplyResult(
+                    change=change,
+                    call=limits.MODIFY_MODEL_SERVICE_PARTIAL_CONFIG,
+                    request_id=reply.request_id,
+                )
+        reply = await self._call(account, limits.MODIFY_MODEL_SERVICE, body)
+        return ApplyResult(
+            change=change,
+            call=limits.MODIFY_MODEL_SERVICE,
+            request_id=reply.request_id,
+            note=(
+                "ModifyModelServicePartialConfig is unavailable for this account; sent "
+                f"ModifyModelService with only {', '.join(fields)} (may roll the service)"
+            ),
+        )
+
+    # ----- plumbing --------------------------------------------------------------------------
+
+    async def _call(self, account: Account, action: str, params: dict[str, Any]) -> Reply:
+        credentials = account.credentials
+        if not isinstance(credentials, TencentCredentials):
+            raise InvalidRequestError(
+                f"account {account.name} has no Tencent credentials", cloud=CLOUD, action=action
+            )
+        if account.workspace:
+            params = {**params, "TiProjectId": account.workspace}
+        signer = TencentSigner(credentials, clock=self._wall_clock)
+        url = (account.endpoint or PUBLIC_ENDPOINT).rstrip("/") + "/"
+        # json.dumps defaults, as the SDK sends them; the signature hashes these exact bytes.
+        body = json.dumps(params).encode()
+
+        async def attempt() -> Reply:
+            request = self._client.build_request(
+                "POST",
+                url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-TC-Action": action,
+                    "X-TC-Version": API_VERSION,
+                    "X-TC-Region": account.region,
+                },
+            )
+            response = await send(self._client, request, auth=signer, cloud=CLOUD, action=action)
+            return unwrap(response, action=action)
+
+        bucket = self._budgets.bucket(account.name, action)
+        return await call_with_budget(attempt, bucket=bucket, clock=self._clock, policy=self._retry)
+
+    @staticmethod
+    def _payload(reply: Reply, action: str) -> Payload:
+        return Payload(reply.data, CLOUD, action, reply.request_id)
+
+
+def _partial_fields(change: Change) -> dict[str, Any]:
+    """The PartialConfig fields for a rate-limit or schedule change."""
+    if isinstance(change, SetRateLimit):
+        if change.scope is not RateLimitScope.PER_REPLICA:
+            raise InvalidRequestError(
+                "TI-ONE limits requests per instance; convert the limit to PerReplica first",
+                cloud=CLOUD,
+            )
+        if change.rps != math.floor(change.rps):
+            raise InvalidRequestError(
+                f"TI-ONE takes whole requests per second, not {change.rps}", cloud=CLOUD
+            )
+        return {
+            "ServiceLimit": {"EnableInstanceRpsLimit": True, "InstanceRpsLimit": int(change.rps)}
+        }
+    if isinstance(change, ClearRateLimit):
+        return {"ServiceLimit": {"EnableInstanceRpsLimit": False}}
+    if isinstance(change, SetSchedule):
+        when = change.stop_at.astimezone(UTC).strftime(SCHEDULE_TIME_FORMAT)
+        return {"ScheduledAction": {"ScheduleStop": True, "ScheduleStopTime": when}}
+    if isinstance(change, ClearSchedule):
+        # "false 则 ScheduleStopTime 不生效": the flag alone disables the stop.
+        return {"ScheduledAction": {"ScheduleStop": False}}
+    raise InvalidRequestError(f"{change.kind} is not a partial-config change", cloud=CLOUD)
