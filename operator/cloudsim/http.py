@@ -57,7 +57,7 @@ class Response:
 def json_response(
     status: int, payload: JSONValue, headers: list[tuple[str, str]] | None = None
 ) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(status=status, body=body, headers=list(headers or []))
 
 
