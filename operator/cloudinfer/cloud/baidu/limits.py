@@ -1,4 +1,4 @@
-"""Qianfan console v2 rate budgets.
+"""Qianfan console v2 rate budgets, one per action.
 
 No rate limit for the console management actions is documented (clouds.md §4.6) [UNVERIFIED];
 the inference-side RPM/TPM limits do not apply to them. These budgets are our conservative
@@ -12,14 +12,16 @@ from typing import Final
 
 from cloudinfer.cloud.budget import RateLimit
 
-READ: Final = "read"
-"""DescribeService, DescribeServices."""
-WRITE: Final = "write"
-"""ScaleService, DeactivateService."""
+DESCRIBE_SERVICES: Final = "DescribeServices"
+DESCRIBE_SERVICE: Final = "DescribeService"
+SCALE_SERVICE: Final = "ScaleService"
+DEACTIVATE_SERVICE: Final = "DeactivateService"
 
 BAIDU_RATE_LIMITS: Final[Mapping[str, RateLimit]] = {
-    READ: RateLimit(10),  # [INFERRED] conservative default, no documented limit
-    WRITE: RateLimit(5),  # [INFERRED]
+    DESCRIBE_SERVICES: RateLimit(10),  # [INFERRED] conservative default, no documented limit
+    DESCRIBE_SERVICE: RateLimit(10),  # [INFERRED]
+    SCALE_SERVICE: RateLimit(5),  # [INFERRED]
+    DEACTIVATE_SERVICE: RateLimit(5),  # [INFERRED]
 }
 
 BAIDU_DEFAULT_RATE_LIMIT: Final = RateLimit(5)

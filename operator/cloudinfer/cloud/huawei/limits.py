@@ -1,4 +1,4 @@
-"""ModelArts management rate budgets.
+"""ModelArts v1 management rate budgets, one per API.
 
 No per-API limit for ModelArts service management is documented; the API gateway throttles with
 `APIGW.0308`/429 (clouds.md §3.6) [UNVERIFIED]. These budgets are our conservative defaults, to
@@ -12,14 +12,20 @@ from typing import Final
 
 from cloudinfer.cloud.budget import RateLimit
 
-READ: Final = "read"
-"""GET calls: list and detail."""
-WRITE: Final = "write"
-"""PUT/POST calls: property updates, config updates, start/stop."""
+LIST_SERVICES: Final = "ListServices"
+"""GET /v1/{project_id}/services"""
+SHOW_SERVICE: Final = "ShowService"
+"""GET /v1/{project_id}/services/{service_id}"""
+UPDATE_SERVICE: Final = "UpdateService"
+"""PUT /v1/{project_id}/services/{service_id} (status, config, schedule)"""
+UPDATE_SERVICE_BY_PROPERTY: Final = "UpdateServiceByProperty"
+"""PUT /v1/{project_id}/services/{service_id}/property"""
 
 HUAWEI_RATE_LIMITS: Final[Mapping[str, RateLimit]] = {
-    READ: RateLimit(10),  # [INFERRED] conservative default, no documented limit
-    WRITE: RateLimit(5),  # [INFERRED] writes start rollouts; keep them slower
+    LIST_SERVICES: RateLimit(10),  # [INFERRED] conservative default, no documented limit
+    SHOW_SERVICE: RateLimit(10),  # [INFERRED]
+    UPDATE_SERVICE: RateLimit(5),  # [INFERRED] writes start rollouts; keep them slower
+    UPDATE_SERVICE_BY_PROPERTY: RateLimit(5),  # [INFERRED]
 }
 
 HUAWEI_DEFAULT_RATE_LIMIT: Final = RateLimit(5)
