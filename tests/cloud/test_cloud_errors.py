@@ -149,6 +149,8 @@ BAIDU_SPEC: list[tuple[str, int, type[CloudError]]] = [
     ("336501", 200, ThrottledError),
     ("336502", 200, ThrottledError),
     ("500000", 200, TransientError),
+    ("QPSLimitReached", 429, ThrottledError),
+    ("ResourceInsufficient", 400, QuotaError),
 ]
 
 TENCENT_CASES = [(code, cls) for cls, codes in TENCENT_SPEC.items() for code in codes]

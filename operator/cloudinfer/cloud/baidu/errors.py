@@ -54,4 +54,9 @@ BAIDU_ERRORS: Final[ErrorTable] = {
     "336501": ThrottledError,  # RPM limit (inference side)
     "336502": ThrottledError,  # TPM limit (inference side)
     "500000": TransientError,  # ConsoleInternalError
+    # The SDK's name for code 18; a string code in v2 envelopes [INFERRED].
+    "QPSLimitReached": ThrottledError,
+    # ScaleService beyond the compute unit's free units: surface it, do not retry (§4.5).
+    # The code name is not documented [INFERRED from the TI-ONE capacity code].
+    "ResourceInsufficient": QuotaError,
 }

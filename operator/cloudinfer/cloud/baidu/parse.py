@@ -1,0 +1,76 @@
+"""Translating Qianfan console v2 service objects into the neutral model (clouds.md §4.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from cloudinfer.cloud.model import (
+    Capabilities,
+    Cloud,
+    ObservedService,
+    Phase,
+    RateLimitScope,
+    RateLimitSetting,
+    Replicas,
+    ServiceField,
+    Support,
+)
+from cloudinfer.cloud.payload import Payload
+
+PHASES: Final[Mapping[str, Phase]] = {
+    "New": Phase.TRANSITIONING,  # 待发布
+    "Deploying": Phase.TRANSITIONING,  # 发布中
+    "Serving": Phase.RUNNING,  # 已发布
+    "Done": Phase.RUNNING,  # in the SDK's enum only
+    "Failed": Phase.FAILED,  # 发布失败
+    "Stopped": Phase.STOPPED,  # 暂停服务
+}
+"""`runStatus` values (clouds.md §4.3) to neutral phases."""
+
+UNPAID_CHARGE_STATUS: Final = "NotOpen"
+"""`chargeStatus` of a service whose billing is not open: a stop we must not fight [INFERRED]."""
+
+CAPABILITIES: Final = Capabilities(
+    replicas=Support.NATIVE,
+    rate_limit=Support.READ_ONLY,
+    schedule=Support.UNSUPPORTED,
+    stop=Support.NATIVE,
+    resume=Support.UNSUPPORTED,
+    notes={
+        ServiceField.RATE_LIMIT: (
+            "Qianfan sets the per-replica QPS at CreateService; no API updates it"
+        ),
+        ServiceField.SCHEDULE: "Qianfan services have no stop schedule",
+        ServiceField.RESUME: "Qianfan has DeactivateService but no action to bring a service back",
+    },
+)
+
+
+def observed_service(service: Payload) -> ObservedService:
+    status = service.optional_string("runStatus") or ""
+    phase = PHASES.get(status, Phase.UNKNOWN)
+    resources = service.optional_object("resourceConfig")
+    units = service.objects("computeUnits", optional=True)
+    desired = resources.optional_integer("replicasCount") if resources is not None else None
+    if desired is None and units:
+        desired = sum(unit.integer("deploymentReplicasCount") for unit in units)
+    qps = resources.optional_number("qps") if resources is not None else None
+    # No ready count is documented [UNVERIFIED]; Serving means every replica serves.
+    ready = {Phase.RUNNING: desired, Phase.STOPPED: 0}.get(phase)
+    charge = service.optional_string("chargeStatus")
+    return ObservedService(
+        cloud=Cloud.BAIDU,
+        service_id=service.string("serviceId"),
+        name=service.optional_string("name"),
+        replicas=Replicas(desired=desired, ready=ready),
+        rate_limit=RateLimitSetting(rps=qps, scope=RateLimitScope.PER_REPLICA) if qps else None,
+        phase=phase,
+        raw_status=status,
+        platform_stop=f"chargeStatus={charge}" if charge == UNPAID_CHARGE_STATUS else None,
+        updated_at=service.optional_iso_time("updateTime"),
+        capabilities=CAPABILITIES,
+        cloud_keys={
+            "instanceIds": ",".join(unit.string("instanceId") for unit in units),
+        },
+    )

@@ -1,0 +1,161 @@
+"""The Qianfan provider, on the console v2 API (issue 6, clouds.md §4).
+
+- List: `DescribeServices` in pages of 100 (its maximum), following `nextMarker`.
+- Replicas: `ScaleService` on the service's compute-unit `instanceId`.
+- Stop: `DeactivateService`. There is no resume, no RPS update and no schedule: capabilities
+  say so and `apply` refuses them without calling the cloud, rather than faking them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Final
+
+import httpx
+
+from cloudinfer.cloud.baidu import limits
+from cloudinfer.cloud.baidu.envelope import CLOUD, unwrap
+from cloudinfer.cloud.baidu.parse import CAPABILITIES, observed_service
+from cloudinfer.cloud.baidu.signer import BaiduSigner
+from cloudinfer.cloud.budget import RateBudgets
+from cloudinfer.cloud.clock import Clock, SystemClock, WallClock
+from cloudinfer.cloud.credentials import BaiduCredentials
+from cloudinfer.cloud.errors import InvalidRequestError, UnsupportedActionError
+from cloudinfer.cloud.exchange import Reply, send
+from cloudinfer.cloud.model import (
+    ApplyResult,
+    Capabilities,
+    Change,
+    Cloud,
+    ObservedService,
+    Scale,
+    Stop,
+)
+from cloudinfer.cloud.payload import Payload
+from cloudinfer.cloud.provider import Account
+from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
+
+PUBLIC_ENDPOINT: Final = "https://qianfan.baidubce.com"
+"""The single console host (clouds.md §4.1)."""
+ROUTE: Final = "/v2/service"
+LIST_PAGE_SIZE: Final = 100
+"""`DescribeServices` maxKeys maximum; larger values are clamped (clouds.md §4.3)."""
+
+
+def new_baidu_budgets(clock: Clock) -> RateBudgets:
+    return RateBudgets(
+        limits.BAIDU_RATE_LIMITS, default=limits.BAIDU_DEFAULT_RATE_LIMIT, clock=clock
+    )
+
+
+class BaiduProvider:
+    """`CloudProvider` for Qianfan. One instance serves many accounts."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        clock: Clock | None = None,
+        wall_clock: WallClock = time.time,
+        budgets: RateBudgets | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._client = client
+        self._clock = clock or SystemClock()
+        self._wall_clock = wall_clock
+        self._budgets = budgets or new_baidu_budgets(self._clock)
+        self._retry = retry or RetryPolicy()
+
+    @property
+    def cloud(self) -> Cloud:
+        return Cloud.BAIDU
+
+    def capabilities(self, account: Account) -> Capabilities:
+        return CAPABILITIES
+
+    async def list_services(self, account: Account) -> list[ObservedService]:
+        services: list[ObservedService] = []
+        marker = ""
+        while True:
+            params: dict[str, Any] = {"maxKeys": LIST_PAGE_SIZE}
+            if marker:
+                params["marker"] = marker
+            reply = await self._call(account, limits.DESCRIBE_SERVICES, params)
+            result = _result(reply, limits.DESCRIBE_SERVICES)
+            services.extend(
+                observed_service(s) for s in result.objects("serviceList", optional=True)
+            )
+            page = result.optional_object("pageInfo")
+            marker = (page.optional_string("nextMarker") if page is not None else None) or ""
+            truncated = page is not None and page.boolean("isTruncated", default=False)
+            if not truncated or not marker:
+                return services
+
+    async def observe(self, account: Account, service_id: str) -> ObservedService:
+        reply = await self._call(account, limits.DESCRIBE_SERVICE, {"serviceId": service_id})
+        return observed_service(_result(reply, limits.DESCRIBE_SERVICE))
+
+    async def apply(
+        self, account: Account, change: Change, *, observed: ObservedService
+    ) -> ApplyResult:
+        sid = change.service_id
+        if isinstance(change, Scale):
+            instances = [i for i in observed.cloud_keys.get("instanceIds", "").split(",") if i]
+            if len(instances) != 1:
+                raise InvalidRequestError(
+                    f"{sid} uses {len(instances)} compute-unit instances; scaling needs one",
+                    cloud=CLOUD,
+                    action=limits.SCALE_SERVICE,
+                )
+            if change.replicas < 1:
+                # deploymentReplicasCount 0 removes the compute unit from the service (§4.4).
+                raise InvalidRequestError(
+                    "scaling Qianfan to 0 would detach its compute unit; stop it instead",
+                    cloud=CLOUD,
+                    action=limits.SCALE_SERVICE,
+                )
+            body = {
+                "serviceId": sid,
+                "instanceId": instances[0],
+                "deploymentReplicasCount": change.replicas,
+            }
+            reply = await self._call(account, limits.SCALE_SERVICE, body)
+            return ApplyResult(
+                change=change, call=limits.SCALE_SERVICE, request_id=reply.request_id
+            )
+        if isinstance(change, Stop):
+            reply = await self._call(account, limits.DEACTIVATE_SERVICE, {"serviceId": sid})
+            return ApplyResult(
+                change=change, call=limits.DEACTIVATE_SERVICE, request_id=reply.request_id
+            )
+        note = CAPABILITIES.notes.get(change.field, f"{change.kind} is not supported")
+        raise UnsupportedActionError(f"{sid}: {note}", cloud=CLOUD, action=change.kind)
+
+    async def _call(self, account: Account, action: str, params: dict[str, Any]) -> Reply:
+        credentials = account.credentials
+        if not isinstance(credentials, BaiduCredentials):
+            raise InvalidRequestError(
+                f"account {account.name} has no Baidu credentials", cloud=CLOUD, action=action
+            )
+        signer = BaiduSigner(credentials, clock=self._wall_clock)
+        url = (account.endpoint or PUBLIC_ENDPOINT).rstrip("/") + ROUTE
+        body = json.dumps(params).encode()
+
+        async def attempt() -> Reply:
+            request = self._client.build_request(
+                "POST",
+                url,
+                params={"Action": action},
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+            response = await send(self._client, request, auth=signer, cloud=CLOUD, action=action)
+            return unwrap(response, action=action)
+
+        bucket = self._budgets.bucket(account.name, action)
+        return await call_with_budget(attempt, bucket=bucket, clock=self._clock, policy=self._retry)
+
+
+def _result(reply: Reply, action: str) -> Payload:
+    return Payload(reply.data, CLOUD, action, reply.request_id).object("result")
