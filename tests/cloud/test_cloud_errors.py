@@ -490,10 +490,11 @@ class _NoAuth(httpx.Auth):
         (httpx.ReadError("reset"), TransientError),
         (httpx.RemoteProtocolError("bad"), TransientError),
         (httpx.DecodingError("gzip"), MalformedResponseError),
+        (httpx.UnsupportedProtocol("ftp"), InvalidRequestError),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else v.__name__,
 )
-def test_transport_failures_become_transient(failure: Exception, cls: type[CloudError]) -> None:
+def test_transport_failures_are_classified(failure: Exception, cls: type[CloudError]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise failure
 

@@ -16,6 +16,7 @@ import httpx
 
 from cloudinfer.cloud.errors import (
     CloudError,
+    InvalidRequestError,
     MalformedResponseError,
     ThrottledError,
     TransientError,
@@ -54,6 +55,11 @@ async def send(
     except httpx.TimeoutException as exc:
         raise TransientError(
             f"timed out ({type(exc).__name__})", cloud=cloud, action=action
+        ) from exc
+    except httpx.UnsupportedProtocol as exc:
+        # A misconfigured endpoint (e.g. "ftp://..."): retrying cannot fix it.
+        raise InvalidRequestError(
+            f"unsupported URL scheme in {request.url.scheme!r}", cloud=cloud, action=action
         ) from exc
     except httpx.DecodingError as exc:
         raise MalformedResponseError(
