@@ -50,6 +50,10 @@ cluster-down: ## stop the control plane started by `make cluster`
 	  $(BIN)/cloudinfer-controlplane down --state-dir $(CLUSTER_DIR); \
 	else echo "No control plane is running."; fi
 
+.PHONY: crds
+crds: $(STAMP) ## regenerate crds/*.yaml and docs/api.md from the pydantic models
+	$(BIN)/python -m cloudinfer.api.crdgen .
+
 .PHONY: fmt
 fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff format operator tests

@@ -101,7 +101,10 @@ def _up_detached(state_dir: Path, bin_dir: Path | None) -> int:
     log_path = state_dir / "supervisor.log"
     with log_path.open("ab") as log:
         supervisor = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     deadline = time.monotonic() + DETACH_TIMEOUT_SECONDS
@@ -142,12 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start a control plane")
-    up.add_argument("--state-dir", type=Path, default=Path(".cluster"),
-                    help="where certificates, etcd data, logs and the kubeconfig go")
-    up.add_argument("--bin-dir", type=Path, default=None,
-                    help="Kubernetes binaries (default: $CLOUDINFER_K8S_BIN)")
-    up.add_argument("--detach", action="store_true",
-                    help="return once ready, leaving the plane running in the background")
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".cluster"),
+        help="where certificates, etcd data, logs and the kubeconfig go",
+    )
+    up.add_argument(
+        "--bin-dir",
+        type=Path,
+        default=None,
+        help="Kubernetes binaries (default: $CLOUDINFER_K8S_BIN)",
+    )
+    up.add_argument(
+        "--detach",
+        action="store_true",
+        help="return once ready, leaving the plane running in the background",
+    )
     down = sub.add_parser("down", help="stop a detached control plane")
     down.add_argument("--state-dir", type=Path, default=Path(".cluster"))
     args = parser.parse_args(argv)

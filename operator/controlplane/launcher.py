@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -147,7 +148,9 @@ class ControlPlane:
     ) -> None:
         self.bin_dir = find_bin_dir(bin_dir)
         self._owns_work_dir = work_dir is None
-        self.work_dir = Path(tempfile.mkdtemp(prefix="cloudinfer-cp-")) if work_dir is None else work_dir
+        self.work_dir = (
+            Path(tempfile.mkdtemp(prefix="cloudinfer-cp-")) if work_dir is None else work_dir
+        )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.cert_dir = self.work_dir / "certs"
         self.log_dir = self.work_dir / "logs"
@@ -208,9 +211,7 @@ class ControlPlane:
         self._start_apiserver()
 
     def pids(self) -> dict[str, int]:
-        return {
-            name: c.process.pid for name, c in self.components.items() if c.process is not None
-        }
+        return {name: c.process.pid for name, c in self.components.items() if c.process is not None}
 
     # -- internals -------------------------------------------------------------------
 
@@ -249,12 +250,14 @@ class ControlPlane:
         response = httpx.get(f"http://{LOOPBACK}:{self.etcd_port}/health", timeout=2)
         return response.status_code == 200
 
+    def admin_ssl_context(self) -> ssl.SSLContext:
+        """Trusts the plane's CA and presents the admin (system:masters) client certificate."""
+        context = ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
+        context.load_cert_chain(self.cert_dir / "admin.crt", self.cert_dir / "admin.key")
+        return context
+
     def _admin_client(self) -> httpx.Client:
-        return httpx.Client(
-            verify=str(self.cert_dir / "ca.crt"),
-            cert=(str(self.cert_dir / "admin.crt"), str(self.cert_dir / "admin.key")),
-            timeout=5,
-        )
+        return httpx.Client(verify=self.admin_ssl_context(), timeout=5)
 
     def _apiserver_ready(self) -> bool:
         with self._admin_client() as client:

@@ -1,0 +1,289 @@
+"""InferenceService: the desired replicas, RPS limit and stop schedule of one cloud service."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from cloudinfer.api.common import (
+    CONDITIONS_LIST_EXTRA,
+    ApiModel,
+    Condition,
+    LocalObjectReference,
+    cel,
+    validations,
+)
+from cloudinfer.api.timezones import TIME_ZONE_RULE
+
+SERVICE_ID_MAX_LENGTH = 128
+# Replicas: 1..128 covers ModelArts' documented instance_count range; 0 is not allowed
+# because Qianfan's ScaleService deletes the compute unit at 0. Stop with `suspend`.
+MIN_REPLICAS = 1
+MAX_REPLICAS = 128
+# Tencent's InstanceRpsLimit examples go to 1e6; nothing larger is meaningful.
+MAX_REQUESTS_PER_SECOND = 1_000_000
+MAX_STOP_WINDOWS = 8
+JOURNAL_MAX_ENTRIES = 10
+
+# Five-field cron: minute hour day-of-month month day-of-week. Items may be *, numbers,
+# ranges, steps and three-letter names; value ranges are checked by the operator.
+_CRON_ITEM = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/[0-9]{1,2})?"
+_CRON_FIELD = rf"{_CRON_ITEM}(,{_CRON_ITEM})*"
+CRON_PATTERN = rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$"
+CRON_MAX_LENGTH = 128
+
+RateLimitScope = Literal["PerInstance", "PerService"]
+PolicyMode = Literal["Enforce", "ObserveOnly"]
+DeletionPolicy = Literal["Retain", "Stop"]
+Capability = Literal["Native", "Emulated", "ReadOnly", "Unsupported"]
+Phase = Literal["Running", "Transitioning", "Stopped", "Failed", "Unknown"]
+
+CronExpression = Annotated[
+    str,
+    Field(
+        min_length=9,
+        max_length=CRON_MAX_LENGTH,
+        pattern=CRON_PATTERN,
+        description="Five-field cron expression: minute hour day-of-month month day-of-week.",
+    ),
+]
+
+
+RATE_LIMIT_RULES = validations(
+    cel(
+        "has(self.requestsPerSecond) != (has(self.unlimited) && self.unlimited)",
+        "has(self.requestsPerSecond) ? 'set either requestsPerSecond or unlimited: true, not "
+        "both' : 'set requestsPerSecond (with scope), or unlimited: true to turn the limit off'",
+    ),
+    cel(
+        "has(self.requestsPerSecond) == has(self.scope)",
+        "has(self.scope) ? 'scope requires requestsPerSecond' : 'requestsPerSecond requires a "
+        "scope: PerInstance or PerService'",
+    ),
+)
+
+
+class RateLimit(ApiModel):
+    """Requests-per-second limit. Set `requestsPerSecond` with a `scope`, or `unlimited: true`."""
+
+    model_config = ConfigDict(json_schema_extra=RATE_LIMIT_RULES)
+
+    requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_REQUESTS_PER_SECOND,
+        description="Maximum requests per second, applied per `scope`.",
+    )
+    scope: RateLimitScope | None = Field(
+        default=None,
+        description="PerInstance (TI-ONE InstanceRpsLimit) or PerService (ModelArts). A cloud "
+        "that only supports the other scope reports UnsupportedByCloud rather than converting.",
+    )
+    unlimited: bool | None = Field(
+        default=None, description="true removes any limit on the cloud (turns the limit off)."
+    )
+
+
+STOP_WINDOW_RULES = validations(
+    cel(
+        "self.stop != self.start",
+        "'stop and start must differ, both are \"' + self.stop + '\"'",
+    ),
+)
+
+
+class StopWindow(ApiModel):
+    """A recurring window during which the service is stopped, e.g. weekday nights."""
+
+    model_config = ConfigDict(json_schema_extra=STOP_WINDOW_RULES)
+
+    stop: CronExpression = Field(description="When the window opens and the service stops (cron).")
+    start: CronExpression = Field(
+        description="When the window closes and the service starts again (cron)."
+    )
+
+
+class StopSchedule(ApiModel):
+    """When the service should stop. Present but empty means: no scheduled stop on the cloud."""
+
+    stop_at: datetime.datetime | None = Field(
+        default=None,
+        description="One-shot stop time (RFC 3339). Uses the cloud's native schedule where one "
+        "exists (TI-ONE ScheduledAction, ModelArts schedule); otherwise the operator stops the "
+        "service itself at that time.",
+    )
+    windows: list[StopWindow] | None = Field(
+        default=None,
+        max_length=MAX_STOP_WINDOWS,
+        description="Recurring stop windows, evaluated in `timeZone`. The operator stops the "
+        "service when a window opens and starts it when the window closes.",
+    )
+    time_zone: str = Field(
+        default="UTC",
+        max_length=64,
+        description="IANA time zone for `windows`, e.g. Asia/Shanghai.",
+        json_schema_extra=TIME_ZONE_RULE,
+    )
+
+
+class DeletionAndModePolicy(ApiModel):
+    """How the operator acts on the cloud."""
+
+    mode: PolicyMode = Field(
+        default="Enforce",
+        description="Enforce makes the cloud match the spec; ObserveOnly reports the plan in "
+        "status and calls nothing that writes.",
+    )
+    on_delete: DeletionPolicy = Field(
+        default="Retain",
+        description="Retain leaves the cloud service untouched when this resource is deleted; "
+        "Stop stops it first (a finalizer holds the resource until the stop succeeds).",
+    )
+
+
+class BaiduOptions(ApiModel):
+    """Qianfan-specific settings."""
+
+    instance_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The compute-unit instance that ScaleService acts on. Required to manage "
+        "replicas on Qianfan.",
+    )
+
+
+class InferenceServiceSpec(ApiModel):
+    """What the cloud service should look like. Only fields that are set are managed."""
+
+    account_ref: LocalObjectReference = Field(
+        description="The CloudAccount (same namespace) whose credentials reach the service."
+    )
+    service_id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=SERVICE_ID_MAX_LENGTH,
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+            description="The cloud's service ID (TI-ONE ms-…, ModelArts UUID, Qianfan svco-…). "
+            "Immutable.",
+            json_schema_extra=validations(
+                cel(
+                    "self == oldSelf",
+                    "'serviceId is immutable (was ' + oldSelf + '); delete and recreate the "
+                    "InferenceService to manage another service'",
+                )
+            ),
+        ),
+    ]
+    replicas: int | None = Field(
+        default=None,
+        ge=MIN_REPLICAS,
+        le=MAX_REPLICAS,
+        description="Desired replica count (1-128). Unset: replicas are not managed. 0 is not "
+        "allowed; use suspend to stop the service.",
+        json_schema_extra={"format": "int32"},
+    )
+    rate_limit: RateLimit | None = Field(
+        default=None,
+        description="Requests-per-second limit. Unset: the limit is not managed.",
+    )
+    stop_schedule: StopSchedule | None = Field(
+        default=None,
+        description="Scheduled stops. Unset: the cloud's schedule is not managed.",
+    )
+    suspend: bool = Field(
+        default=False, description="true stops the service now and keeps it stopped."
+    )
+    policy: DeletionAndModePolicy = Field(
+        default_factory=DeletionAndModePolicy,
+        description="Enforce or observe only, and what deletion does.",
+        # The server fills mode and onDelete, so `kubectl get -o yaml` shows the policy in force.
+        json_schema_extra={"default": {}},
+    )
+    baidu: BaiduOptions | None = Field(default=None, description="Qianfan-specific settings.")
+
+
+class ObservedRateLimit(ApiModel):
+    """The RPS limit the cloud reports."""
+
+    requests_per_second: float | None = Field(
+        default=None, description="The limit, or absent when unlimited."
+    )
+    scope: RateLimitScope | None = Field(default=None, description="Scope the cloud applies.")
+
+
+class ObservedState(ApiModel):
+    """What the cloud reported at the last change of observation."""
+
+    replicas: int | None = Field(default=None, description="Desired replicas on the cloud.")
+    ready_replicas: int | None = Field(default=None, description="Ready replicas, if reported.")
+    rate_limit: ObservedRateLimit | None = Field(default=None, description="Current RPS limit.")
+    scheduled_stop: datetime.datetime | None = Field(
+        default=None, description="Pending one-shot stop time on the cloud."
+    )
+    phase: Phase | None = Field(default=None, description="Cloud state, mapped to a neutral phase.")
+    cloud_status: str | None = Field(default=None, description="The cloud's raw status string.")
+    message: str | None = Field(default=None, description="The cloud's status message or reason.")
+    update_time: datetime.datetime | None = Field(
+        default=None, description="When the cloud last changed the service."
+    )
+
+
+class Capabilities(ApiModel):
+    """How this cloud lets the operator manage each field."""
+
+    replicas: Capability | None = Field(default=None, description="Replica count.")
+    rate_limit: Capability | None = Field(default=None, description="RPS limit.")
+    stop_at: Capability | None = Field(default=None, description="One-shot scheduled stop.")
+    stop_windows: Capability | None = Field(default=None, description="Recurring stop windows.")
+    suspend: Capability | None = Field(default=None, description="Stop and resume.")
+
+
+class ScheduledTransition(ApiModel):
+    """The next stop or start the operator will perform for recurring windows."""
+
+    action: Literal["Stop", "Start"] = Field(description="Stop or Start.")
+    at: datetime.datetime = Field(description="When.")
+
+
+class JournalEntry(ApiModel):
+    """One cloud write call made by the operator."""
+
+    time: datetime.datetime = Field(description="When the call was made.")
+    action: str = Field(max_length=128, description="Cloud API action, e.g. ModifyModelService.")
+    change: str = Field(max_length=512, description="What the call changed, e.g. replicas 2->3.")
+    request_id: str | None = Field(
+        default=None, max_length=256, description="The cloud's request ID."
+    )
+    result: Literal["Succeeded", "Failed"] = Field(description="Outcome of the call.")
+
+
+class InferenceServiceStatus(ApiModel):
+    """Observed state. Written only when something changed."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation the status reflects."
+    )
+    provider: str | None = Field(default=None, description="The account's cloud.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Ready (the cloud matches the spec and serves), Synced (the last reconcile "
+        "succeeded) and Drifted (the cloud differs from the spec).",
+        json_schema_extra=CONDITIONS_LIST_EXTRA,
+    )
+    observed: ObservedState | None = Field(default=None, description="What the cloud reports.")
+    capabilities: Capabilities | None = Field(
+        default=None, description="What the operator can manage on this cloud, and how."
+    )
+    next_transition: ScheduledTransition | None = Field(
+        default=None, description="Next stop or start from stopSchedule.windows."
+    )
+    journal: list[JournalEntry] = Field(
+        default_factory=list,
+        max_length=JOURNAL_MAX_ENTRIES,
+        description=f"The last {JOURNAL_MAX_ENTRIES} cloud write calls, newest last.",
+    )
