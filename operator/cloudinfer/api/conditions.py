@@ -1,0 +1,80 @@
+"""Condition types and reasons: the status contract GitOps tools and people switch on.
+
+docs/gitops.md maps each reason to an Argo CD health status; the Lua health checks and their
+tests cover every reason listed here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    """InferenceService: the cloud matches the spec and serves. CloudAccount: credentials work."""
+    SYNCED = "Synced"
+    """The last reconcile succeeded (every planned call was made or none was needed)."""
+    DRIFTED = "Drifted"
+    """True while the cloud differs from the spec; the reason says why it is not corrected yet."""
+
+
+class Reason(StrEnum):
+    """Machine-readable reasons, shared by all conditions."""
+
+    # Healthy outcomes
+    CONVERGED = "Converged"
+    """The cloud matches the spec and the service is running."""
+    CREDENTIALS_VERIFIED = "CredentialsVerified"
+    """CloudAccount: a cheap read call succeeded with these credentials."""
+    RECONCILED = "Reconciled"
+    """Synced: the last reconcile made every call it planned (or needed none)."""
+    IN_SYNC = "InSync"
+    """Drifted=False: nothing differs."""
+
+    # Progressing
+    CONVERGING = "Converging"
+    """Changes were sent or the cloud is transitioning; waiting for the cloud to settle."""
+    CLOUD_THROTTLED = "CloudThrottled"
+    """The cloud throttled us; retrying within the account's rate budget."""
+    CLOUD_UNREACHABLE = "CloudUnreachable"
+    """Transport errors, timeouts, 5xx or malformed replies; retrying with backoff."""
+    PENDING_OBSERVATION = "PendingObservation"
+    """The account's observer has not listed this service yet."""
+
+    # Degraded: needs a person
+    AUTH_FAILED = "AuthFailed"
+    """The cloud rejected the credentials or the signature (including clock skew)."""
+    INVALID_SPEC = "InvalidSpec"
+    """The spec passed the schema but cannot be acted on (e.g. a cron value out of range)."""
+    UNSUPPORTED_BY_CLOUD = "UnsupportedByCloud"
+    """The spec asks for something this cloud cannot do; other fields are still managed."""
+    ACCOUNT_NOT_READY = "AccountNotReady"
+    """The CloudAccount is missing, not ready, or its Secret is missing."""
+    SERVICE_NOT_FOUND = "ServiceNotFound"
+    """The cloud has no service with this serviceId."""
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a password
+    """CloudAccount: the credentials Secret or one of its keys is missing."""
+    CLOUD_REJECTED = "CloudRejected"
+    """The cloud refused a call as invalid or conflicting; retried only after a change."""
+    CLOUD_SERVICE_FAILED = "CloudServiceFailed"
+    """The cloud reports the service as failed."""
+    PLATFORM_STOPPED = "PlatformStopped"
+    """The platform stopped the service (arrears, allow-list); the operator does not fight it."""
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    """The cloud refused for quota or billing reasons."""
+
+    # Suspended: stopped on purpose
+    SUSPENDED = "Suspended"
+    """spec.suspend is true and the service is stopped (or stopping)."""
+    SCHEDULED_STOP = "ScheduledStop"
+    """A stop window or stopAt is in effect."""
+    PAUSED = "Paused"
+    """The cloudinfer.dev/paused annotation is "true": no cloud writes."""
+    OBSERVE_ONLY = "ObserveOnly"
+    """policy.mode is ObserveOnly and the cloud differs from the spec: reported, not changed."""
+    STOPPED_OUTSIDE_OPERATOR = "StoppedOutsideOperator"
+    """The service was stopped by someone else; set suspend: true to keep it so, or start it."""
+
+
+PAUSED_ANNOTATION = "cloudinfer.dev/paused"
+FINALIZER = "cloudinfer.dev/stop-on-delete"
