@@ -1,0 +1,1 @@
+"""Reconciliation: desired state, plans, observation and status."""
