@@ -16,7 +16,6 @@ from cronsim import CronSim, CronSimError
 
 from cloudinfer.api.inferenceservice import StopWindow
 
-
 _EDGE = datetime.timedelta(seconds=1)
 
 
