@@ -1,0 +1,96 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "cloudinfer-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Object name prefix: the release name, plus the chart name unless already in it. */}}
+{{- define "cloudinfer-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "cloudinfer-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cloudinfer-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cloudinfer-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cloudinfer-operator.labels" -}}
+helm.sh/chart: {{ include "cloudinfer-operator.chart" . }}
+{{ include "cloudinfer-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: cloudinfer-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "cloudinfer-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cloudinfer-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the operator watches every namespace (no watchNamespaces given). */}}
+{{- define "cloudinfer-operator.clusterWide" -}}
+{{- if empty .Values.watchNamespaces }}true{{- end }}
+{{- end }}
+
+{{- define "cloudinfer-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+The operator's RBAC rules, shared by the ClusterRole (all namespaces) and the per-namespace
+Roles. Every rule names the code path that needs it; keep the verbs minimal.
+*/}}
+{{- define "cloudinfer-operator.rules" -}}
+# Kopf watches both kinds (list + watch, get on conflicts) and patches the objects
+# themselves: the finalizer cloudinfer.dev/stop-on-delete, and Kopf's progress and
+# diff-base annotations. The per-account observer reads InferenceServices through the
+# same watch. No create/update/delete: users own these objects.
+- apiGroups: ["cloudinfer.dev"]
+  resources: ["inferenceservices", "cloudaccounts"]
+  verbs: ["get", "list", "watch", "patch"]
+# Status writes (conditions, observed, journal) go to the status subresource as JSON
+# merge patches.
+- apiGroups: ["cloudinfer.dev"]
+  resources: ["inferenceservices/status", "cloudaccounts/status"]
+  verbs: ["patch"]
+# CloudAccount.spec.credentialsSecretRef: the access key pair is read by name only. No
+# list or watch, so the operator cannot enumerate Secrets.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# CloudAccount.spec.caBundleRef: extra CA certificates, read by name only.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
+# Events on InferenceServices and CloudAccounts (kopf.event/info/warn/exception post
+# core/v1 Events; patch updates the count of a repeated Event).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# The same Events through the events.k8s.io/v1 API, for clients that post there.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.peering.enabled }}
+# Kopf peering (--peering): watch the peering object for other operators' keep-alives
+# and patch our own keep-alive into its status.
+- apiGroups: ["kopf.dev"]
+  resources: [{{ if include "cloudinfer-operator.clusterWide" . }}"clusterkopfpeerings"{{ else }}"kopfpeerings"{{ end }}]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end }}
