@@ -75,3 +75,11 @@ demo: ## (coming with the reconciler issue)
 .PHONY: clean
 clean: cluster-down ## remove the venv and local state (keeps the binary cache)
 	rm -rf $(VENV) $(CLUSTER_DIR) .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: manifests
+manifests: ## copy crds/ into the chart, render deploy/install.yaml and argocd/argocd-cm.yaml
+	cp crds/*.yaml charts/cloudinfer-operator/crds/
+	@bin_dir="$$(hack/build-k8s.sh)" && \
+	  HELM="$$bin_dir/helm" deploy/render-install.sh > deploy/install.yaml.tmp
+	mv deploy/install.yaml.tmp deploy/install.yaml
+	argocd/render-argocd-cm.sh > argocd/argocd-cm.yaml
