@@ -77,9 +77,11 @@ clean: cluster-down ## remove the venv and local state (keeps the binary cache)
 	rm -rf $(VENV) $(CLUSTER_DIR) .mypy_cache .ruff_cache .pytest_cache
 
 .PHONY: manifests
-manifests: ## copy crds/ into the chart, render deploy/install.yaml and argocd/argocd-cm.yaml
+manifests: ## copy crds/ into the chart, render deploy/{install,crds}.yaml and argocd/argocd-cm.yaml
 	cp crds/*.yaml charts/cloudinfer-operator/crds/
 	@bin_dir="$$(hack/build-k8s.sh)" && \
-	  HELM="$$bin_dir/helm" deploy/render-install.sh > deploy/install.yaml.tmp
+	  HELM="$$bin_dir/helm" deploy/render-install.sh install > deploy/install.yaml.tmp && \
+	  HELM="$$bin_dir/helm" deploy/render-install.sh crds > deploy/crds.yaml.tmp
 	mv deploy/install.yaml.tmp deploy/install.yaml
+	mv deploy/crds.yaml.tmp deploy/crds.yaml
 	argocd/render-argocd-cm.sh > argocd/argocd-cm.yaml
