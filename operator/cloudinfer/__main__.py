@@ -1,0 +1,7 @@
+"""`python -m cloudinfer`: the same as the `cloudinfer-operator` console script."""
+
+import sys
+
+from cloudinfer.main.cli import main
+
+sys.exit(main())

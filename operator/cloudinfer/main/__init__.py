@@ -1,0 +1,1 @@
+"""The operator process: settings, Kopf handlers, Kubernetes access and the CLI."""

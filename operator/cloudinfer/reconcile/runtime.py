@@ -1,0 +1,596 @@
+"""The operator's moving parts: one observer per CloudAccount, one reconciler per service.
+
+Neither knows about Kopf: `cloudinfer.main` drives them from daemons and hands in a
+`KubeAccess` for the few Kubernetes calls they make (read a Secret or ConfigMap, patch a
+status, post an event). See docs/architecture.md for the data flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from pydantic import ValidationError
+
+from cloudinfer.api.cloudaccount import CloudAccountSpec
+from cloudinfer.api.conditions import PAUSED_ANNOTATION, ConditionType, Reason
+from cloudinfer.api.inferenceservice import InferenceServiceSpec
+from cloudinfer.cloud.clock import SystemClock
+from cloudinfer.cloud.errors import (
+    AuthError,
+    BusyError,
+    ClockSkewError,
+    CloudError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    QuotaError,
+    ThrottledError,
+    UnsupportedActionError,
+)
+from cloudinfer.cloud.http_client import new_async_client
+from cloudinfer.cloud.model import Change, ObservedService, Phase
+from cloudinfer.cloud.provider import CloudProvider
+from cloudinfer.reconcile import status as st
+from cloudinfer.reconcile.accounts import (
+    AccountConfig,
+    AccountSetupError,
+    account_config,
+    new_budgets,
+    new_provider,
+)
+from cloudinfer.reconcile.metrics import Metrics
+from cloudinfer.reconcile.planner import Plan, PlanInput, plan
+
+logger = logging.getLogger("cloudinfer")
+
+ACCOUNTS_PLURAL = "cloudaccounts"
+SERVICES_PLURAL = "inferenceservices"
+# After an error the observer waits at least this long, doubling up to the steady interval.
+ERROR_BACKOFF_SECONDS = 2.0
+# A service that has not been listed yet after this long is reported as not found.
+Key = tuple[str, str]  # (namespace, name)
+
+
+class KubeAccess(Protocol):
+    """The Kubernetes calls the runtime makes; implemented in cloudinfer.main."""
+
+    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None: ...
+
+    async def read_configmap_key(self, namespace: str, name: str, key: str) -> str | None: ...
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> None: ...
+
+    def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None: ...
+
+
+def error_reason(error: BaseException) -> Reason:
+    """The condition reason for a cloud or setup error (the Kopf-style error classes)."""
+    if isinstance(error, AccountSetupError):
+        return error.reason
+    for cls, reason in (
+        (ThrottledError, Reason.CLOUD_THROTTLED),
+        (AuthError, Reason.AUTH_FAILED),  # includes ClockSkewError
+        (NotFoundError, Reason.SERVICE_NOT_FOUND),
+        (QuotaError, Reason.QUOTA_EXCEEDED),
+        (UnsupportedActionError, Reason.UNSUPPORTED_BY_CLOUD),
+        (BusyError, Reason.CONVERGING),
+        (InvalidRequestError, Reason.CLOUD_REJECTED),
+        (ConflictError, Reason.CLOUD_REJECTED),
+    ):
+        if isinstance(error, cls):
+            return reason
+    return Reason.CLOUD_UNREACHABLE
+
+
+def error_message(error: BaseException) -> str:
+    if isinstance(error, ClockSkewError):
+        return f"clock skew: the cloud rejected the request time ({error})"
+    return str(error)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass
+class Snapshot:
+    """What the last batched observation of an account found."""
+
+    services: dict[str, ObservedService] = field(default_factory=dict)
+    observed_at: datetime.datetime | None = None
+    error: BaseException | None = None
+    config: AccountConfig | None = None
+    provider: CloudProvider | None = None
+
+
+class AccountObserver:
+    """One background loop per CloudAccount: batched list calls, one snapshot, notifications."""
+
+    def __init__(self, key: Key, kube: KubeAccess, metrics: Metrics) -> None:
+        self.key = key
+        self.kube = kube
+        self.metrics = metrics
+        self.snapshot = Snapshot()
+        self._subscribers: dict[str, set[asyncio.Event]] = {}
+        self._wake = asyncio.Event()
+        self._active: set[str] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._ca_file: Path | None = None
+        self._client_ca: str | None = None
+        self._clock = SystemClock()
+        self._budgets_cloud: str | None = None
+        self._provider: CloudProvider | None = None
+        self._written: dict[str, Any] | None = None
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def subscribe(self, service_id: str, waker: asyncio.Event) -> None:
+        self._subscribers.setdefault(service_id, set()).add(waker)
+        waker.set()
+
+    def unsubscribe(self, service_id: str, waker: asyncio.Event) -> None:
+        wakers = self._subscribers.get(service_id)
+        if wakers is not None:
+            wakers.discard(waker)
+            if not wakers:
+                del self._subscribers[service_id]
+
+    def mark_active(self, service_id: str, active: bool) -> None:
+        """A service with a pending change makes the observer poll fast."""
+        if active:
+            if service_id not in self._active:
+                self._active.add(service_id)
+                self._wake.set()
+        else:
+            self._active.discard(service_id)
+
+    def _notify(self, service_ids: set[str] | None = None) -> None:
+        targets = self._subscribers if service_ids is None else service_ids
+        for service_id in list(targets):
+            for waker in self._subscribers.get(service_id, ()):
+                waker.set()
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _configure(
+        self, name: str, namespace: str, spec: CloudAccountSpec
+    ) -> tuple[AccountConfig, CloudProvider]:
+        secret = await self.kube.read_secret_data(namespace, spec.credentials_secret_ref.name)
+        ca_pem = None
+        if spec.ca_bundle_ref is not None:
+            ref = spec.ca_bundle_ref
+            ca_pem = await self.kube.read_configmap_key(namespace, ref.name, ref.key)
+        config = account_config(f"{namespace}/{name}", spec, secret, ca_pem)
+        if self._client is None or ca_pem != self._client_ca:
+            await self._close_client()
+            ca_path = None
+            if ca_pem:
+                # httpx wants a file; the pod's /tmp is a writable emptyDir.
+                handle, raw_path = tempfile.mkstemp(prefix="cloudinfer-ca-", suffix=".pem")
+                with os.fdopen(handle, "w") as out:
+                    out.write(ca_pem)
+                ca_path = self._ca_file = Path(raw_path)
+            self._client = new_async_client(ca_bundle=ca_path)
+            self._client_ca = ca_pem
+            self._provider = None
+        if self._provider is None or self._budgets_cloud != spec.provider:
+            budgets = new_budgets(config.account.cloud, self._clock)
+            self._provider = new_provider(config.account.cloud, self._client, budgets, self._clock)
+            self._budgets_cloud = spec.provider
+            self._budgets = budgets
+        self._budgets.configure(config.account.name, config.budget_overrides)
+        return config, self._provider
+
+    async def _close_client(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._ca_file is not None:
+            self._ca_file.unlink(missing_ok=True)
+            self._ca_file = None
+
+    async def observe_once(self, body: Mapping[str, Any]) -> float:
+        """One observation round; returns the seconds to sleep before the next."""
+        meta = body.get("metadata", {})
+        name, namespace = str(meta.get("name")), str(meta.get("namespace"))
+        generation = int(meta.get("generation", 0))
+        try:
+            spec = CloudAccountSpec.model_validate(body.get("spec", {}))
+        except ValidationError as err:
+            await self._account_status(body, generation, False, Reason.INVALID_SPEC, _brief(err))
+            return 60.0
+        started = time.monotonic()
+        # The list may start before one of our writes and end after it: the observation is
+        # as old as its start, or the write would look observed and be repeated.
+        listed_at = _now()
+        try:
+            config, provider = await self._configure(name, namespace, spec)
+            listed = await provider.list_services(config.account)
+        except (CloudError, AccountSetupError) as err:
+            self.metrics.observe_errors.labels(spec.provider, error_reason(err)).inc()
+            self.snapshot.error = err
+            self._notify()
+            await self._account_status(
+                body, generation, False, error_reason(err), error_message(err)
+            )
+            return min(float(spec.poll_interval_seconds), ERROR_BACKOFF_SECONDS * 4)
+        self.metrics.observe_seconds.labels(spec.provider).observe(time.monotonic() - started)
+        fresh = {service.service_id: service for service in listed}
+        changed = {
+            sid
+            for sid in fresh.keys() | self.snapshot.services.keys()
+            if fresh.get(sid) != self.snapshot.services.get(sid)
+        }
+        had_error = self.snapshot.error is not None
+        self.snapshot = Snapshot(fresh, listed_at, None, config, provider)
+        self.metrics.snapshot_services.labels(f"{namespace}/{name}").set(len(fresh))
+        # Waking everyone on recovery lets their conditions clear the error.
+        self._notify(None if had_error else changed)
+        self._active = {sid for sid in self._active if sid in fresh and sid in self._subscribers}
+        transitioning = any(
+            fresh[sid].phase is Phase.TRANSITIONING for sid in self._subscribers if sid in fresh
+        )
+        await self._account_status(
+            body, generation, True, Reason.CREDENTIALS_VERIFIED,
+            f"listed {len(fresh)} services", services_seen=len(fresh),
+        )  # fmt: skip
+        if self._active or transitioning:
+            return float(spec.active_poll_interval_seconds)
+        return float(spec.poll_interval_seconds)
+
+    async def run(
+        self,
+        body: Mapping[str, Any],
+        stopped: Callable[[], bool],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        try:
+            while not stopped():
+                delay = await self.observe_once(body)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                # Coalesce bursts of wake-ups (many services writing at once).
+                await sleep(0.05)
+        finally:
+            await self._close_client()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _account_status(
+        self,
+        body: Mapping[str, Any],
+        generation: int,
+        ready: bool,
+        reason: Reason | str,
+        message: str,
+        *,
+        services_seen: int | None = None,
+    ) -> None:
+        meta = body.get("metadata", {})
+        current = dict(self._written if self._written is not None else body.get("status") or {})
+        previous = current.get("conditions") or []
+        new: dict[str, Any] = {
+            "observedGeneration": generation,
+            "conditions": [
+                st.condition(
+                    ConditionType.READY,
+                    ready,
+                    reason,
+                    message,
+                    generation=generation,
+                    now=_now(),
+                    previous=previous,
+                )
+            ],
+        }
+        if services_seen is not None:
+            new["servicesSeen"] = services_seen
+        elif "servicesSeen" in current:
+            new["servicesSeen"] = current["servicesSeen"]
+        patch = st.merge_patch(current, new)
+        if patch is None:
+            return
+        old_reason = next((c.get("reason") for c in previous if c.get("type") == "Ready"), None)
+        await self.kube.patch_status(
+            ACCOUNTS_PLURAL, str(meta.get("namespace")), str(meta.get("name")), patch
+        )
+        self._written = new
+        if old_reason != str(reason):
+            self.kube.event(body, "Normal" if ready else "Warning", str(reason), message)
+
+
+def _brief(err: ValidationError) -> str:
+    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5]]
+    return "invalid spec: " + "; ".join(problems)
+
+
+class Runtime:
+    """Shared state: the observers, keyed by CloudAccount, and the metrics."""
+
+    def __init__(self, kube: KubeAccess, metrics: Metrics) -> None:
+        self.kube = kube
+        self.metrics = metrics
+        self.observers: dict[Key, AccountObserver] = {}
+        self._account_waiters: dict[Key, set[asyncio.Event]] = {}
+
+    def observer(self, key: Key) -> AccountObserver:
+        observer = self.observers.get(key)
+        if observer is None:
+            observer = self.observers[key] = AccountObserver(key, self.kube, self.metrics)
+            for waker in self._account_waiters.get(key, ()):
+                waker.set()
+        return observer
+
+    def drop_observer(self, key: Key) -> None:
+        observer = self.observers.pop(key, None)
+        if observer is not None:
+            observer.snapshot = Snapshot()
+            observer._notify()  # services learn their account is gone
+
+    def wait_for_account(self, key: Key, waker: asyncio.Event) -> None:
+        self._account_waiters.setdefault(key, set()).add(waker)
+
+    def stop_waiting_for_account(self, key: Key, waker: asyncio.Event) -> None:
+        self._account_waiters.get(key, set()).discard(waker)
+
+
+@dataclass
+class ServiceOutcome:
+    wake_at: datetime.datetime | None
+    active: bool
+
+
+class ServiceReconciler:
+    """Plans and acts for one InferenceService whenever its spec or observation changes."""
+
+    def __init__(self, runtime: Runtime, body: Mapping[str, Any]) -> None:
+        self.runtime = runtime
+        self.body = body
+        self.waker = asyncio.Event()
+        self._last_event_reason: str | None = None
+        self._observer: AccountObserver | None = None
+        self._service_id: str | None = None
+        self._account_key: Key | None = None
+        self._written: dict[str, Any] | None = None
+        """The status we last wrote: the watch may not have delivered it back yet."""
+
+    @property
+    def _meta(self) -> Mapping[str, Any]:
+        meta: Mapping[str, Any] = self.body.get("metadata", {})
+        return meta
+
+    def _attach(self, account_key: Key, service_id: str) -> AccountObserver | None:
+        if (account_key, service_id) != (self._account_key, self._service_id):
+            self.detach()
+            self._account_key, self._service_id = account_key, service_id
+            self.runtime.wait_for_account(account_key, self.waker)
+        observer = self.runtime.observers.get(account_key)
+        if observer is not self._observer:
+            if self._observer is not None and self._service_id is not None:
+                self._observer.unsubscribe(self._service_id, self.waker)
+            self._observer = observer
+            if observer is not None:
+                observer.subscribe(service_id, self.waker)
+        return observer
+
+    def detach(self) -> None:
+        if self._observer is not None and self._service_id is not None:
+            self._observer.unsubscribe(self._service_id, self.waker)
+            self._observer.mark_active(self._service_id, False)
+        if self._account_key is not None:
+            self.runtime.stop_waiting_for_account(self._account_key, self.waker)
+        self._observer = None
+
+    async def reconcile(self) -> ServiceOutcome:
+        meta = self._meta
+        namespace = str(meta.get("namespace"))
+        generation = int(meta.get("generation", 0))
+        current = dict(
+            self._written if self._written is not None else self.body.get("status") or {}
+        )
+        previous = current.get("conditions") or []
+        now = _now()
+        try:
+            spec = InferenceServiceSpec.model_validate(self.body.get("spec", {}))
+        except ValidationError as err:
+            await self._fail(current, Reason.INVALID_SPEC, _brief(err), generation, now)
+            return ServiceOutcome(None, False)
+        observer = self._attach((namespace, spec.account_ref.name), spec.service_id)
+        if observer is None:
+            await self._fail(
+                current, Reason.ACCOUNT_NOT_READY,
+                f"CloudAccount {spec.account_ref.name} not found in namespace {namespace}",
+                generation, now,
+            )  # fmt: skip
+            return ServiceOutcome(None, False)
+        snapshot = observer.snapshot
+        if snapshot.error is not None:
+            reason = error_reason(snapshot.error)
+            if reason in (Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC):
+                reason = Reason.ACCOUNT_NOT_READY
+            message = f"CloudAccount {spec.account_ref.name}: {error_message(snapshot.error)}"
+            await self._fail(current, reason, message, generation, now)
+            return ServiceOutcome(None, False)
+        if snapshot.observed_at is None or snapshot.config is None or snapshot.provider is None:
+            await self._fail(
+                current, Reason.PENDING_OBSERVATION,
+                f"waiting for the first observation of CloudAccount {spec.account_ref.name}",
+                generation, now,
+            )  # fmt: skip
+            return ServiceOutcome(None, False)
+        observed = snapshot.services.get(spec.service_id)
+        if observed is None:
+            await self._fail(
+                current, Reason.SERVICE_NOT_FOUND,
+                f"the cloud has no service {spec.service_id} in account {spec.account_ref.name}",
+                generation, now,
+            )  # fmt: skip
+            return ServiceOutcome(None, False)
+
+        annotations = meta.get("annotations") or {}
+        paused = str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
+        journal = list(current.get("journal") or [])
+        the_plan = plan(
+            PlanInput(
+                spec=spec,
+                observed=observed,
+                observed_at=snapshot.observed_at,
+                now=now,
+                recent_writes=st.recent_writes(journal),
+                paused=paused,
+            )
+        )
+        if the_plan.drift:
+            for drift in the_plan.drift:
+                self.runtime.metrics.drift.labels(observed.cloud.value, drift.field.value).inc()
+        synced: tuple[bool, Reason | str, str] = (True, Reason.RECONCILED, "no cloud call failed")
+        entries: list[dict[str, Any]] = []
+        wrote = False
+        for change in the_plan.changes:
+            ok, entry, failure = await self._apply(snapshot, observed, change)
+            entries.append(entry)
+            wrote = wrote or ok
+            if failure is not None:
+                synced = failure
+                break
+        new = self._status(
+            the_plan, observed, spec, generation, synced, previous, journal, entries, now, current
+        )
+        await self._write(current, new)
+        if wrote or the_plan.waiting:
+            observer.mark_active(spec.service_id, True)
+        result = "error" if not synced[0] else ("requeue" if the_plan.changes else "success")
+        self.runtime.metrics.reconciles.labels("inferenceservice", result).inc()
+        return ServiceOutcome(the_plan.wake_at, wrote or the_plan.waiting)
+
+    async def _apply(
+        self, snapshot: Snapshot, observed: ObservedService, change: Change
+    ) -> tuple[bool, dict[str, Any], tuple[bool, Reason | str, str] | None]:
+        assert snapshot.provider is not None and snapshot.config is not None
+        cloud = observed.cloud.value
+        now = _now()
+        described = f"{change.kind}: {change.reason}"
+        try:
+            result = await snapshot.provider.apply(
+                snapshot.config.account, change, observed=observed
+            )
+        except CloudError as err:
+            reason = error_reason(err)
+            self.runtime.metrics.cloud_calls.labels(cloud, err.action or change.kind, "error").inc()
+            if isinstance(err, ThrottledError):
+                self.runtime.metrics.throttles.labels(cloud).inc()
+            logger.warning(
+                "cloud write failed: %s %s: %s", self._name(), described, error_message(err),
+                extra={"resource": self._name(), "cloud": cloud, "action": err.action,
+                       "request_id": err.request_id, "reason": str(reason)},
+            )  # fmt: skip
+            if reason != self._last_event_reason:
+                self.runtime.kube.event(
+                    self.body, "Warning", str(reason), f"{described} failed: {error_message(err)}"
+                )
+                self._last_event_reason = str(reason)
+            entry = st.journal_entry(
+                when=now, action=err.action or change.kind, change=described,
+                request_id=err.request_id, succeeded=False,
+            )  # fmt: skip
+            return False, entry, (False, reason, f"{described}: {error_message(err)}")
+        self.runtime.metrics.cloud_calls.labels(cloud, result.call, "success").inc()
+        note = f" ({result.note})" if result.note else ""
+        logger.info(
+            "cloud write: %s %s %s (request %s)", self._name(), result.call, described,
+            result.request_id,
+            extra={"resource": self._name(), "cloud": cloud, "action": result.call,
+                   "request_id": result.request_id, "change": described},
+        )  # fmt: skip
+        self.runtime.kube.event(
+            self.body, "Normal", "CloudWrite",
+            f"{result.call} {described}{note} (request {result.request_id or 'n/a'})",
+        )  # fmt: skip
+        self._last_event_reason = None
+        entry = st.journal_entry(
+            when=now, action=result.call, change=described + note,
+            request_id=result.request_id, succeeded=True,
+        )  # fmt: skip
+        return True, entry, None
+
+    def _name(self) -> str:
+        return f"{self._meta.get('namespace')}/{self._meta.get('name')}"
+
+    def _status(  # noqa: PLR0917 - assembles every piece of the status
+        self,
+        the_plan: Plan,
+        observed: ObservedService,
+        spec: InferenceServiceSpec,
+        generation: int,
+        synced: tuple[bool, Reason | str, str],
+        previous: list[Any],
+        journal: list[dict[str, Any]],
+        entries: list[dict[str, Any]],
+        now: datetime.datetime,
+        current: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        new: dict[str, Any] = {
+            "observedGeneration": generation,
+            "provider": observed.cloud.value,
+            "conditions": st.service_conditions(
+                the_plan, synced=synced, generation=generation, now=now, previous=previous
+            ),
+            "observed": st.observed_block(observed),
+            "capabilities": st.capabilities(observed.capabilities),
+        }
+        transition = st.next_transition(the_plan.next_transition)
+        if transition is not None:
+            new["nextTransition"] = transition
+        merged = st.append_journal(journal, entries)
+        if merged:
+            new["journal"] = merged
+        return new
+
+    async def _fail(
+        self,
+        current: Mapping[str, Any],
+        reason: Reason | str,
+        message: str,
+        generation: int,
+        now: datetime.datetime,
+    ) -> None:
+        previous = current.get("conditions") or []
+        new = {
+            key: value
+            for key, value in current.items()
+            if key in ("observed", "capabilities", "journal", "provider", "nextTransition")
+        }
+        new["observedGeneration"] = generation
+        new["conditions"] = st.failure_conditions(
+            reason, message, generation=generation, now=now, previous=previous
+        )
+        if str(reason) != self._last_event_reason:
+            self.runtime.kube.event(self.body, "Warning", str(reason), message)
+            self._last_event_reason = str(reason)
+        await self._write(current, new)
+        self.runtime.metrics.reconciles.labels("inferenceservice", "error").inc()
+
+    async def _write(self, current: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        patch = st.merge_patch(dict(current), dict(new))
+        if patch is None:
+            return
+        meta = self._meta
+        await self.runtime.kube.patch_status(
+            SERVICES_PLURAL, str(meta.get("namespace")), str(meta.get("name")), patch
+        )
+        self._written = dict(new)
