@@ -57,7 +57,7 @@ Roles. Every rule names the code path that needs it; keep the verbs minimal.
 */}}
 {{- define "cloudinfer-operator.rules" -}}
 # Kopf watches both kinds (list + watch, get on conflicts) and patches the objects
-# themselves: the finalizer cloudinfer.dev/stop-on-delete, and Kopf's progress and
+# themselves: the finalizer cloudinfer.dev/finalizer, and Kopf's progress and
 # diff-base annotations. The per-account observer reads InferenceServices through the
 # same watch. No create/update/delete: users own these objects.
 - apiGroups: ["cloudinfer.dev"]

@@ -77,4 +77,6 @@ class Reason(StrEnum):
 
 
 PAUSED_ANNOTATION = "cloudinfer.dev/paused"
-FINALIZER = "cloudinfer.dev/stop-on-delete"
+# Held while the operator stops its per-resource task (Kopf daemons), and with
+# policy.onDelete=Stop until the cloud service has stopped.
+FINALIZER = "cloudinfer.dev/finalizer"

@@ -490,6 +490,7 @@ class ServiceReconciler:
                 snapshot.config.account, change, observed=observed
             )
         except CloudError as err:
+            now = _now()
             reason = error_reason(err)
             self.runtime.metrics.cloud_calls.labels(cloud, err.action or change.kind, "error").inc()
             if isinstance(err, ThrottledError):
@@ -509,6 +510,9 @@ class ServiceReconciler:
                 request_id=err.request_id, succeeded=False,
             )  # fmt: skip
             return False, entry, (False, reason, f"{described}: {error_message(err)}")
+        # The journal time is when the call returned, not when it was queued: a list that
+        # started before this instant may predate the write (duplicate-write guard).
+        now = _now()
         self.runtime.metrics.cloud_calls.labels(cloud, result.call, "success").inc()
         note = f" ({result.note})" if result.note else ""
         logger.info(
