@@ -313,3 +313,30 @@ def test_throttling_shrinks_the_bucket_before_retrying(virtual_clock: VirtualClo
     )
     assert error is None
     assert bucket.rate == pytest.approx(10)
+
+
+def test_re_setting_the_same_limit_does_not_starve_waiters() -> None:
+    """The operator re-reads its CloudAccount every poll; ten waiters at 2/s must still be
+    served in about five seconds, however often the unchanged limit is set again."""
+    clock = VirtualClock()
+    bucket = TokenBucket(RateLimit(2), clock)
+    start = clock.monotonic()
+    done: list[float] = []
+
+    async def waiter() -> None:
+        await bucket.acquire()
+        done.append(clock.monotonic() - start)
+
+    async def reconfigure() -> None:
+        for _ in range(100):  # bounded: a starving bucket fails the assert, not the run
+            if len(done) == 10:
+                return
+            bucket.set_limit(RateLimit(2))
+            await clock.sleep(0.3)
+
+    async def main() -> None:
+        await asyncio.gather(*(waiter() for _ in range(10)), reconfigure())
+
+    asyncio.run(clock.drive(main()))
+    assert len(done) == 10
+    assert max(done) <= 5.0

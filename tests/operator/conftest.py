@@ -31,7 +31,8 @@ def operator_process(
     cluster: Cluster, cloudinfer_crds: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster.kubeconfig, log)
+    # Test namespaces are t-*; restart tests run their own operator in r-* namespaces.
+    process = OperatorProcess(cluster.kubeconfig, log, args=("--standalone", "--namespace", "t-*"))
     process.start()
     yield process
     process.stop()

@@ -88,6 +88,8 @@ class TokenBucket:
 
     def set_limit(self, limit: RateLimit) -> None:
         """Change the configured limit (e.g. from a CloudAccount), keeping any shrinkage."""
+        if limit == self._limit:
+            return  # re-pacing waiters for nothing would starve them (each re-reserves)
         fraction = self._rate / self._limit.per_second
         self._limit = limit
         self._rate = max(self.floor, limit.per_second * fraction)

@@ -191,7 +191,10 @@ class AccountObserver:
             self._provider = new_provider(config.account.cloud, self._client, budgets, self._clock)
             self._budgets_cloud = spec.provider
             self._budgets = budgets
-        self._budgets.configure(config.account.name, config.budget_overrides)
+            self._budget_overrides: Mapping[str, Any] | None = None
+        if config.budget_overrides != self._budget_overrides:
+            self._budgets.configure(config.account.name, config.budget_overrides)
+            self._budget_overrides = config.budget_overrides
         return config, self._provider
 
     async def _close_client(self) -> None:
