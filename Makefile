@@ -28,8 +28,8 @@ k8s: ## build kube-apiserver, controller-manager, kubectl, etcd and helm into ~/
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict and import-linter
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests hack bench
+	$(BIN)/ruff format --check operator tests hack bench
 	$(BIN)/mypy operator
 	$(BIN)/lint-imports
 
@@ -56,8 +56,8 @@ crds: $(STAMP) ## regenerate crds/*.yaml and docs/api.md from the pydantic model
 
 .PHONY: fmt
 fmt: $(STAMP) ## format and autofix
-	$(BIN)/ruff format operator tests
-	$(BIN)/ruff check --fix operator tests
+	$(BIN)/ruff format operator tests hack bench
+	$(BIN)/ruff check --fix operator tests hack bench
 
 .PHONY: constraints
 constraints: ## re-pin every dependency into constraints.txt (needs PyPI)
@@ -69,8 +69,9 @@ constraints: ## re-pin every dependency into constraints.txt (needs PyPI)
 	rm -rf .venv-pin
 
 .PHONY: demo
-demo: ## (coming with the reconciler issue)
-	@echo "make demo arrives with the reconciler (see README: Status)." >&2; exit 1
+demo: $(STAMP) ## control plane + simulators + operator: watch services converge, drift fixed, a window fire
+	@bin_dir="$$(hack/build-k8s.sh)" && \
+	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python hack/demo.py
 
 .PHONY: clean
 clean: cluster-down ## remove the venv and local state (keeps the binary cache)

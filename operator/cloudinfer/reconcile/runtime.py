@@ -475,8 +475,8 @@ class ServiceReconciler:
             the_plan, observed, spec, generation, synced, previous, journal, entries, now, current
         )
         await self._write(current, new)
-        if wrote or the_plan.waiting:
-            observer.mark_active(spec.service_id, True)
+        # Fast polls only while something is in flight for this service.
+        observer.mark_active(spec.service_id, wrote or the_plan.waiting)
         result = "error" if not synced[0] else ("requeue" if the_plan.changes else "success")
         self.runtime.metrics.reconciles.labels("inferenceservice", result).inc()
         return ServiceOutcome(the_plan.wake_at, wrote or the_plan.waiting)
