@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
+import zlib
 from collections.abc import Sequence
 
 import kopf
@@ -22,6 +24,8 @@ from cloudinfer.main.settings import (
 )
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.runtime import Runtime
+
+AUTO_PRIORITY_RANGE = 10_000
 
 
 def _env(name: str, default: str) -> str:
@@ -90,6 +94,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _priority(value: str) -> int:
+    if value == "auto":
+        # Distinct per pod with overwhelming likelihood, and stable across restarts.
+        return zlib.crc32(socket.gethostname().encode()) % AUTO_PRIORITY_RANGE + 1
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"--priority must be an integer or 'auto', got {value!r}") from None
+
+
 def settings_from(argv: Sequence[str] | None) -> Settings:
     args = parser().parse_args(argv)
     env_namespaces = [n for n in _env("NAMESPACES", "").split(",") if n]
@@ -98,7 +112,7 @@ def settings_from(argv: Sequence[str] | None) -> Settings:
         namespaces=namespaces,
         peering_name=args.peering,
         standalone=args.standalone,
-        priority=args.priority,
+        priority=_priority(args.priority),
         health_port=args.health_port,
         metrics_port=args.metrics_port,
         log_format=args.log_format,
