@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXTRAS := dev,controlplane,sim,sdk-oracles
+EXTRAS := dev,controlplane,sim,sdk-oracles,bench
 CLUSTER_DIR := .cluster
 
 .PHONY: help
