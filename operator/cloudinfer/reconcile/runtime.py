@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from cloudinfer.api.cloudaccount import CloudAccountSpec
 from cloudinfer.api.conditions import PAUSED_ANNOTATION, ConditionType, Reason
-from cloudinfer.api.inferenceservice import InferenceServiceSpec
+from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES, InferenceServiceSpec
 from cloudinfer.cloud.clock import SystemClock
 from cloudinfer.cloud.errors import (
     AuthError,
@@ -262,7 +262,16 @@ class AccountObserver:
     ) -> None:
         try:
             while not stopped():
-                delay = await self.observe_once(body)
+                try:
+                    delay = await self.observe_once(body)
+                except Exception:
+                    # Kubernetes itself failed (a Secret read or the status write during an
+                    # apiserver restart), or a bug: retry soon. Letting it escape would make
+                    # Kopf restart the daemon only after a minute, with no observation meanwhile.
+                    logger.exception(
+                        "account observation failed", extra={"resource": "/".join(self.key)}
+                    )
+                    delay = ERROR_BACKOFF_SECONDS
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
@@ -371,6 +380,9 @@ class ServiceReconciler:
         self._account_key: Key | None = None
         self._written: dict[str, Any] | None = None
         """The status we last wrote: the watch may not have delivered it back yet."""
+        self._unsaved: list[dict[str, Any]] = []
+        """Journal entries of calls made whose status write failed (e.g. the apiserver was
+        restarting): still the duplicate-write guard's evidence until a status write lands."""
 
     @property
     def _meta(self) -> Mapping[str, Any]:
@@ -447,7 +459,7 @@ class ServiceReconciler:
 
         annotations = meta.get("annotations") or {}
         paused = str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
-        journal = list(current.get("journal") or [])
+        journal = [*(current.get("journal") or []), *self._unsaved]
         the_plan = plan(
             PlanInput(
                 spec=spec,
@@ -474,7 +486,9 @@ class ServiceReconciler:
         new = self._status(
             the_plan, observed, spec, generation, synced, previous, journal, entries, now, current
         )
+        self._unsaved = [*self._unsaved, *entries][-JOURNAL_MAX_ENTRIES:]
         await self._write(current, new)
+        self._unsaved = []
         # Fast polls only while something is in flight for this service.
         observer.mark_active(spec.service_id, wrote or the_plan.waiting)
         result = "error" if not synced[0] else ("requeue" if the_plan.changes else "success")

@@ -1,0 +1,113 @@
+"""Kubernetes failing under the runtime (found by the apiserver-restart scenario): a cloud write
+whose status write fails must still guard against a duplicate, and an account observer whose
+status write fails must keep observing instead of dying for Kopf's one-minute daemon backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from cloudinfer.cloud.credentials import Secret, TencentCredentials
+from cloudinfer.cloud.model import ApplyResult, Change, Cloud, ObservedService, Phase, Replicas
+from cloudinfer.cloud.provider import Account
+from cloudinfer.cloud.tencent.parse import CAPABILITIES
+from cloudinfer.reconcile.accounts import AccountConfig
+from cloudinfer.reconcile.metrics import Metrics
+from cloudinfer.reconcile.runtime import AccountObserver, Runtime, ServiceReconciler, Snapshot
+
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+class FlakyKube:
+    """KubeAccess whose status writes fail `failures` times (the apiserver is restarting)."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.patches: list[Mapping[str, Any]] = []
+
+    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        return None
+
+    async def read_configmap_key(self, namespace: str, name: str, key: str) -> str | None:
+        return None
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionRefusedError("the apiserver is restarting")
+        self.patches.append(patch)
+
+    def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        pass
+
+
+class RecordingProvider:
+    def __init__(self) -> None:
+        self.applied: list[Change] = []
+
+    async def apply(self, account: Account, change: Change, *, observed: ObservedService) -> Any:
+        self.applied.append(change)
+        return ApplyResult(change=change, call="ModifyModelService", request_id="req-1")
+
+
+def _observed(replicas: int) -> ObservedService:
+    return ObservedService(
+        cloud=Cloud.TENCENT, service_id="ms-1", replicas=Replicas(desired=replicas, ready=replicas),
+        phase=Phase.RUNNING, raw_status="Normal", capabilities=CAPABILITIES,
+    )  # fmt: skip
+
+
+def test_a_write_whose_status_write_failed_is_not_repeated_on_a_stale_observation() -> None:
+    kube = FlakyKube(failures=1)
+    runtime = Runtime(kube, Metrics())
+    provider = RecordingProvider()
+    account = Account(
+        "ns/acct", Cloud.TENCENT, "ap-guangzhou", TencentCredentials("id", Secret("k"))
+    )
+    observer = runtime.observer(("ns", "acct"))
+    # An observation taken before the write, as with a long poll interval.
+    observer.snapshot = Snapshot(
+        {"ms-1": _observed(1)}, NOW - datetime.timedelta(seconds=5), None,
+        AccountConfig(account, None, {}), provider,  # type: ignore[arg-type]
+    )  # fmt: skip
+    body = {
+        "metadata": {"namespace": "ns", "name": "chat", "generation": 1},
+        "spec": {"accountRef": {"name": "acct"}, "serviceId": "ms-1", "replicas": 2},
+    }
+    reconciler = ServiceReconciler(runtime, body)
+
+    async def run() -> None:
+        with pytest.raises(ConnectionRefusedError):
+            await reconciler.reconcile()  # the scale is sent, its status write fails
+        await reconciler.reconcile()  # same stale observation: must wait, not scale again
+
+    asyncio.run(run())
+    assert len(provider.applied) == 1, provider.applied
+    journal = kube.patches[-1]["journal"]
+    assert [e["result"] for e in journal] == ["Succeeded"]
+
+
+def test_an_observer_whose_status_write_fails_keeps_observing() -> None:
+    kube = FlakyKube(failures=1)
+    observer = AccountObserver(("ns", "acct"), kube, Metrics())
+    rounds: list[float] = []
+
+    async def observe_once(body: Mapping[str, Any]) -> float:
+        rounds.append(asyncio.get_running_loop().time())
+        await kube.patch_status("cloudaccounts", "ns", "acct", {"x": len(rounds)})
+        return 0.01
+
+    observer.observe_once = observe_once  # type: ignore[method-assign]
+
+    async def run() -> None:
+        await observer.run({}, stopped=lambda: len(rounds) >= 3, sleep=asyncio.sleep)
+
+    asyncio.run(asyncio.wait_for(run(), timeout=15))
+    assert len(rounds) == 3
+    assert rounds[1] - rounds[0] < 5, "the observer should retry within seconds, not a minute"
