@@ -71,10 +71,27 @@ def test_namespaced_template_passes_server_dry_run(
     watched = f"watchNamespaces={{{namespace},{extra_namespace}}}"
     manifest = helm(*template_args(watched, release="dry", namespace=namespace)).stdout
     out = server_dry_run(cluster, manifest)
-    assert out.count("role.rbac.authorization.k8s.io/dry-cloudinfer-operator") == 2
-    assert out.count("rolebinding.rbac.authorization.k8s.io/dry-cloudinfer-operator") == 2
+    lines = out.splitlines()
+    assert (
+        lines.count(
+            "role.rbac.authorization.k8s.io/dry-cloudinfer-operator created (server dry run)"
+        )
+        == 2
+    )
+    assert (
+        lines.count(
+            "rolebinding.rbac.authorization.k8s.io/dry-cloudinfer-operator created (server dry run)"
+        )
+        == 2
+    )
     assert out.count("kopfpeering.kopf.dev/cloudinfer-operator") == 2
-    assert "clusterrole" not in out
+    # Only the cluster-scoped companion (namespaces and CRDs, list and watch) is cluster-wide.
+    cluster_wide = [line for line in lines if line.startswith("cluster")]
+    discovery = "rbac.authorization.k8s.io/dry-cloudinfer-operator-discovery created"
+    assert cluster_wide == [
+        f"clusterrole.{discovery} (server dry run)",
+        f"clusterrolebinding.{discovery} (server dry run)",
+    ]
 
 
 def can_i(cluster: Cluster, sa: str, verb: str, resource: str, namespace: str) -> bool:

@@ -56,13 +56,13 @@ The operator's RBAC rules, shared by the ClusterRole (all namespaces) and the pe
 Roles. Every rule names the code path that needs it; keep the verbs minimal.
 */}}
 {{- define "cloudinfer-operator.rules" -}}
-# Kopf watches both kinds (list + watch, get on conflicts) and patches the objects
-# themselves: the finalizer cloudinfer.dev/finalizer, and Kopf's progress and
-# diff-base annotations. The per-account observer reads InferenceServices through the
-# same watch. No create/update/delete: users own these objects.
+# Kopf lists and watches both kinds (no get: it never reads one object by name) and
+# patches the objects themselves: the finalizer cloudinfer.dev/finalizer (Stop on delete,
+# and the daemons Kopf runs per object), Kopf's progress and diff-base annotations. No
+# create/update/delete: users own these objects.
 - apiGroups: ["cloudinfer.dev"]
   resources: ["inferenceservices", "cloudaccounts"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # Status writes (conditions, observed, journal) go to the status subresource as JSON
 # merge patches.
 - apiGroups: ["cloudinfer.dev"]
@@ -77,20 +77,38 @@ Roles. Every rule names the code path that needs it; keep the verbs minimal.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get"]
-# Events on InferenceServices and CloudAccounts (kopf.event/info/warn/exception post
-# core/v1 Events; patch updates the count of a repeated Event).
+# Events on InferenceServices and CloudAccounts: Kopf posts each core/v1 Event as a new
+# object (create only; it never updates or aggregates one, nor uses events.k8s.io).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-# The same Events through the events.k8s.io/v1 API, for clients that post there.
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- if .Values.peering.enabled }}
-# Kopf peering (--peering): watch the peering object for other operators' keep-alives
-# and patch our own keep-alive into its status.
+# Kopf peering (--peering): list and watch the peering object for other operators'
+# keep-alives, and patch our own keep-alive into its status.
 - apiGroups: ["kopf.dev"]
   resources: [{{ if include "cloudinfer-operator.clusterWide" . }}"clusterkopfpeerings"{{ else }}"kopfpeerings"{{ end }}]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
+{{- end }}
+{{- end }}
+
+{{/*
+Cluster-scoped rules Kopf needs in every mode, in a ClusterRole even when the operator only
+watches some namespaces (these resources have no namespace).
+*/}}
+{{- define "cloudinfer-operator.clusterRules" -}}
+# Kopf scans the served resources at startup, then watches CRDs so that CRDs created or
+# changed later (e.g. applied in the same sync as the operator) are noticed without a
+# restart. Without it Kopf retries the listing with errors for about a minute, then runs
+# blind to CRD changes.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- if not (include "cloudinfer-operator.clusterWide" .) }}
+# With --namespace, Kopf lists namespaces (then watches them) to match its namespace
+# patterns before it starts any watch. Without it, startup stalls about a minute in
+# retries before Kopf falls back to the literal names.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
 {{- end }}
 {{- end }}
