@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from harness import Kube, OperatorProcess, eventually, new_sim_account, writes
 
@@ -206,3 +208,27 @@ def test_operator_metrics_are_exposed(operator_process: OperatorProcess) -> None
     text = operator_process.metrics()
     assert "controller_runtime_reconcile_total" in text
     assert "cloudinfer_observe_duration_seconds" in text
+
+
+def test_a_rotated_secret_takes_effect_without_a_restart(
+    kube: Kube, sims: dict[str, RunningSim], namespace: str
+) -> None:
+    handle = new_sim_account(sims["tencent"], "tencent")
+    service_id = handle.add_service(name="chat", replicas=1)
+    kube.create_account(namespace, handle)
+    kube.create_service(namespace, "chat", {"serviceId": service_id, "replicas": 1})
+    kube.wait_condition(namespace, "chat", reason="Converged")
+
+    def set_secret(secret: str) -> None:
+        encoded = base64.b64encode(secret.encode()).decode()
+        kube.core.patch_namespaced_secret(
+            "creds", namespace, {"data": {"secretAccessKey": encoded}}
+        )
+
+    set_secret("rotated-to-a-wrong-key")
+    kube.wait_condition(
+        namespace, "acct", status="False", reason="AuthFailed", plural="cloudaccounts"
+    )
+    set_secret(handle.secret)
+    kube.wait_condition(namespace, "acct", reason="CredentialsVerified", plural="cloudaccounts")
+    kube.wait_condition(namespace, "chat", reason="Converged")
