@@ -8,6 +8,7 @@ comes back (a timeout, a reset connection, an HTML page from a gateway), the cal
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final
@@ -66,9 +67,31 @@ async def send(
             "the response body could not be decoded", cloud=cloud, action=action
         ) from exc
     except httpx.TransportError as exc:
+        refused = certificate_error(exc)
+        if refused is not None:
+            # Retried like any transport error (a certificate may be fixed or rotated), but
+            # named, so that a missing caBundleRef is obvious from the condition.
+            raise TransientError(
+                f"TLS certificate verification failed for {request.url.host}: {refused} "
+                f"({type(exc).__name__})",
+                cloud=cloud,
+                action=action,
+            ) from exc
         raise TransientError(
             f"transport error ({type(exc).__name__})", cloud=cloud, action=action
         ) from exc
+
+
+def certificate_error(exc: BaseException) -> str | None:
+    """The verifier's reason if `exc` was caused by a rejected server certificate."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or current.reason or "certificate rejected")
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def excerpt(response: httpx.Response) -> str:
