@@ -6,7 +6,9 @@ so the simulator journal filtered by account is exactly this scenario's traffic.
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -208,3 +210,69 @@ def test_clock_skew_is_auth_failed_naming_clock_skew(scenario: Scenario) -> None
             scenario.sims[provider].control.set_clock(auth_skew=0)
     # Fixing the clock recovers without a restart (ClockSkewError retries slowly, not never).
     scenario.finish(dict.fromkeys(handles, "Converged"), timeout=90)
+
+
+class _Junk(BaseHTTPRequestHandler):
+    """Answers every request with the server's current (status, content type, body)."""
+
+    def do_POST(self) -> None:
+        status, content_type, body = self.server.reply  # type: ignore[attr-defined]
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_over_10mb_truncated_and_html_replies_from_a_gateway(scenario: Scenario) -> None:
+    """A gateway in front of the cloud answers with 11 MB bodies: a truncated JSON document,
+    then an HTML error page. The account reports it, the operator stays healthy, and once the
+    endpoint is right again everything converges."""
+    junk = ThreadingHTTPServer(("127.0.0.1", 0), _Junk)
+    padding = b" " * (11 * 1024 * 1024)
+    junk.reply = (
+        200,
+        "application/json",
+        b'{"requestId": "r", "result": {"serviceList": [' + padding,
+    )  # type: ignore[attr-defined]
+    threading.Thread(target=junk.serve_forever, daemon=True).start()
+    try:
+        handle = scenario.account("baidu", create=False)
+        expected = _services(scenario, handle, 2)
+        scenario.kube.create_account(scenario.ns, handle, secret_name="acct-creds")
+        scenario.kube.custom.patch_namespaced_custom_object(
+            "cloudinfer.dev", "v1alpha1", scenario.ns, "cloudaccounts", "acct",
+            {"spec": {"endpoint": f"http://127.0.0.1:{junk.server_address[1]}"}},
+        )  # fmt: skip
+        operator = scenario.operator()
+        truncated = scenario.kube.wait_condition(
+            scenario.ns, "acct", status="False", reason="CloudUnreachable",
+            plural="cloudaccounts", timeout=30,
+        )  # fmt: skip
+        assert "not a JSON object" in truncated["message"], truncated
+        assert len(truncated["message"]) < 1024, "an error quotes the whole body"
+        junk.reply = (502, "text/html", b"<html><body>" + padding + b"</body></html>")  # type: ignore[attr-defined]
+        html = scenario.kube.wait_condition(
+            scenario.ns, "acct", status="False", reason="CloudUnreachable",
+            plural="cloudaccounts", timeout=30,
+        )  # fmt: skip
+        wait_until(
+            lambda: "HTML page" in scenario.kube.condition(
+                scenario.ns, "acct", plural="cloudaccounts"
+            ).get("message", ""),
+            what="the HTML page reported",
+        )  # fmt: skip
+        assert len(html["message"]) < 1024
+        assert operator.healthy()
+        scenario.kube.custom.patch_namespaced_custom_object(
+            "cloudinfer.dev", "v1alpha1", scenario.ns, "cloudaccounts", "acct",
+            {"spec": {"endpoint": handle.sim.base_url}},
+        )  # fmt: skip
+        scenario.freeze_specs()
+        scenario.finish(expected)
+    finally:
+        junk.shutdown()
