@@ -21,7 +21,11 @@ from cloudinfer.cloud.baidu.signer import BaiduSigner
 from cloudinfer.cloud.budget import RateBudgets
 from cloudinfer.cloud.clock import Clock, SystemClock, WallClock
 from cloudinfer.cloud.credentials import BaiduCredentials
-from cloudinfer.cloud.errors import InvalidRequestError, UnsupportedActionError
+from cloudinfer.cloud.errors import (
+    InvalidRequestError,
+    MalformedResponseError,
+    UnsupportedActionError,
+)
 from cloudinfer.cloud.exchange import Reply, send
 from cloudinfer.cloud.model import (
     ApplyResult,
@@ -77,7 +81,16 @@ class BaiduProvider:
     async def list_services(self, account: Account) -> list[ObservedService]:
         services: list[ObservedService] = []
         marker = ""
+        used: set[str] = set()
         while True:
+            if marker in used:
+                # A marker that does not advance would page forever.
+                raise MalformedResponseError(
+                    f"pagination does not advance: nextMarker {marker!r} was already used",
+                    cloud=CLOUD,
+                    action=limits.DESCRIBE_SERVICES,
+                )
+            used.add(marker)
             params: dict[str, Any] = {"maxKeys": LIST_PAGE_SIZE}
             if marker:
                 params["marker"] = marker

@@ -25,6 +25,7 @@ from cloudinfer.cloud.credentials import TencentCredentials
 from cloudinfer.cloud.errors import (
     ConflictError,
     InvalidRequestError,
+    MalformedResponseError,
     UnsupportedActionError,
 )
 from cloudinfer.cloud.exchange import Reply, send
@@ -101,6 +102,7 @@ class TencentProvider:
         services: list[ObservedService] = []
         offset = 0
         capabilities = self.capabilities(account)
+        seen_groups: set[str] = set()
         while True:
             reply = await self._call(
                 account,
@@ -109,6 +111,17 @@ class TencentProvider:
             )
             page = self._payload(reply, limits.DESCRIBE_MODEL_SERVICE_GROUPS)
             groups = page.objects("ServiceGroups", optional=True)
+            ids = {g.optional_string("ServiceGroupId") for g in groups}
+            if groups and None not in ids and ids <= seen_groups:
+                # A page that only repeats earlier groups would page on to TotalCount forever.
+                raise MalformedResponseError(
+                    f"the page at Offset {offset} repeats groups already listed "
+                    f"(TotalCount {page.optional_integer('TotalCount')})",
+                    cloud=CLOUD,
+                    action=limits.DESCRIBE_MODEL_SERVICE_GROUPS,
+                    request_id=reply.request_id,
+                )
+            seen_groups |= {i for i in ids if i is not None}
             for group in groups:
                 for service in group.objects("Services", optional=True):
                     services.append(observed_service(service, capabilities=capabilities))
