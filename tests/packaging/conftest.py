@@ -1,14 +1,25 @@
-"""Fixtures for the packaging tests: the helm and kubectl built from source."""
+"""Fixtures for the packaging tests: the helm and kubectl built from source, and (for the
+RBAC and wheel tests) the operator harness of tests/operator with its simulators."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from packaging_support import Helm
+from packaging_support import CHART, Helm
 
 from controlplane import find_bin_dir
+from support import Cluster
+
+# tests/operator/harness.py (OperatorProcess, Kube, simulators) is shared, not copied.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
+
+from harness import start_simulators
+
+from cloudsim.server import RunningSim
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +48,22 @@ def helm(bin_dir: Path) -> Helm:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def packaging_sims() -> Iterator[dict[str, RunningSim]]:
+    """The three cloud simulators on loopback (the operator suite's are directory-scoped)."""
+    running = start_simulators()
+    yield running
+    for sim in running.values():
+        sim.stop()
+
+
+@pytest.fixture(scope="session")
+def all_chart_crds(cluster: Cluster) -> Path:
+    """The chart's CRDs (ours and Kopf's peering kinds), applied once and established.
+    CRDs are cluster-wide and shared with other tests, so nothing deletes them."""
+    crds = str(CHART / "crds")
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds)
+    return CHART / "crds"
