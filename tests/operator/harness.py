@@ -178,7 +178,13 @@ class Kube:
         try:
             wait_for(matches, timeout=timeout, what=f"{name} {type_}={status} {reason or ''}")
         except AssertionError as err:
-            raise AssertionError(f"{err}; last seen: {json.dumps(seen)}") from None
+            try:
+                status = self.get(namespace, name, plural).get("status")
+            except ApiException:
+                status = None
+            raise AssertionError(
+                f"{err}; last seen: {json.dumps(seen)}; status: {json.dumps(status)}"
+            ) from None
         return seen
 
     def events(self, namespace: str) -> list[client.CoreV1Event]:

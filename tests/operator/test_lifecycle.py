@@ -101,6 +101,16 @@ def test_one_shot_stop_at_is_native_on_tione(
     # The cloud stopped it on its own schedule: no STOP call from the operator.
     assert writes(handle, "ModifyModelService") == []
 
+    later = stop_at + datetime.timedelta(hours=1)
+    kube.patch_service(namespace, "chat", {"spec": {"stopSchedule": {"stopAt": later.isoformat()}}})
+    kube.wait_condition(namespace, "chat", reason="Converged", timeout=40)
+    actions = [w["params"]["ServiceAction"] for w in writes(handle, "ModifyModelService")]
+    assert actions == ["RESUME"]
+    partial = writes(handle, "ModifyModelServicePartialConfig")
+    assert len(partial) == 2, " | ".join(
+        f"{w['time']:.1f} {w['params']['ScheduledAction']}" for w in partial
+    )
+
 
 def test_one_shot_stop_at_is_emulated_on_qianfan_at_the_right_instant(
     kube: Kube, sims: dict[str, RunningSim], namespace: str

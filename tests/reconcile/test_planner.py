@@ -234,6 +234,58 @@ CASES = {
         ready=True,
         check={"wake_at": IN_ONE_HOUR},
     ),
+    "a-fired-stop-at-the-operator-scheduled-is-undone-when-moved-later": Case(
+        spec(stopSchedule={"stopAt": IN_ONE_HOUR.isoformat()}),
+        observed(phase=Phase.STOPPED, replicas=0, scheduled_stop=IN_ONE_HOUR),
+        ["resume"],
+        Reason.CONVERGING,
+        writes=(
+            RecentWrite(
+                ServiceField.SCHEDULE,
+                NOW - datetime.timedelta(seconds=600),
+                stop_at=NOW - datetime.timedelta(seconds=60),
+            ),
+        ),
+    ),
+    "a-stop-by-someone-else-is-not-undone-by-our-future-schedule": Case(
+        spec(stopSchedule={"stopAt": IN_ONE_HOUR.isoformat()}),
+        observed(phase=Phase.STOPPED, replicas=0, scheduled_stop=IN_ONE_HOUR),
+        [],
+        Reason.STOPPED_OUTSIDE_OPERATOR,
+        writes=(
+            RecentWrite(
+                ServiceField.SCHEDULE, NOW - datetime.timedelta(seconds=600), stop_at=IN_ONE_HOUR
+            ),
+        ),
+    ),
+    "a-refused-write-is-not-retried-at-once": Case(
+        spec(replicas=3),
+        observed(replicas=2),
+        [],
+        Reason.CONVERGING,
+        writes=(RecentWrite(ServiceField.REPLICAS, NOW - datetime.timedelta(seconds=2), False),),
+        check={"wake_at": NOW + datetime.timedelta(seconds=13)},
+    ),
+    "a-refused-write-is-retried-after-the-backoff": Case(
+        spec(replicas=3),
+        observed(replicas=2),
+        ["scale"],
+        Reason.CONVERGING,
+        writes=(RecentWrite(ServiceField.REPLICAS, NOW - datetime.timedelta(seconds=20), False),),
+    ),
+    "a-native-stop-at-just-passed-is-left-to-the-cloud": Case(
+        spec(stopSchedule={"stopAt": (NOW - datetime.timedelta(seconds=5)).isoformat()}),
+        observed(),
+        [],
+        Reason.CONVERGING,
+        check={"wake_at": NOW + datetime.timedelta(seconds=55)},
+    ),
+    "a-passed-native-stop-at-is-not-cleared-before-the-cloud-fires-it": Case(
+        spec(stopSchedule={"stopAt": (NOW - datetime.timedelta(seconds=2)).isoformat()}),
+        observed(scheduled_stop=NOW - datetime.timedelta(seconds=2)),
+        [],
+        Reason.CONVERGING,
+    ),
     "inside-a-window-stops": Case(
         spec(stopSchedule=DAYTIME),
         observed(),
@@ -346,3 +398,18 @@ def test_every_change_names_its_reason_for_the_journal() -> None:
 def test_planning_is_pure() -> None:
     inputs = PlanInput(spec(replicas=3, stopSchedule=NIGHTS), observed(), OBSERVED_AT, NOW)
     assert plan(inputs) == plan(inputs)
+
+
+def test_the_journal_round_trips_into_the_duplicate_write_guard() -> None:
+    from cloudinfer.reconcile.status import journal_entry, recent_writes
+
+    entry = journal_entry(
+        when=NOW, action="ModifyModelServicePartialConfig",
+        change=f"set-schedule: scheduled stop -> {IN_ONE_HOUR.isoformat()}",
+        request_id="r-1", succeeded=True,
+    )  # fmt: skip
+    (write_back,) = recent_writes([entry])
+    assert write_back.field is ServiceField.SCHEDULE
+    assert write_back.at == NOW
+    assert write_back.stop_at == IN_ONE_HOUR
+    assert write_back.succeeded

@@ -52,6 +52,12 @@ SCHEDULE_TOLERANCE = datetime.timedelta(seconds=90)
 # A write the cloud has not reflected after this long (in observations taken after it) may
 # be sent again; before that it is in flight.
 IN_FLIGHT_GRACE = datetime.timedelta(seconds=60)
+# After a failed write, the same field is not tried again for this long: a refusal must not
+# turn into a hot loop (each attempt changes status, which wakes the reconciler again).
+FAILED_WRITE_BACKOFF = datetime.timedelta(seconds=15)
+# A native one-shot stop is the cloud's to perform; the operator steps in only if the cloud
+# has not stopped the service this long after the scheduled time.
+NATIVE_STOP_GRACE = datetime.timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class RecentWrite:
     field: ServiceField
     at: datetime.datetime
     succeeded: bool = True
+    stop_at: datetime.datetime | None = None
+    """For a schedule write: the stop time it set."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,18 @@ def _fmt_rate(rps: float | None, scope: RateLimitScope | None) -> str:
     return f"{rps:g}/s {scope.value if scope else ''}".strip()
 
 
+def backoff_until(inputs: PlanInput, target: ServiceField) -> datetime.datetime | None:
+    """When a failed write to `target` may be retried, if that is still in the future."""
+    failed = [w.at for w in inputs.recent_writes if w.field is target and not w.succeeded]
+    if not failed:
+        return None
+    retry_at = max(failed) + FAILED_WRITE_BACKOFF
+    return retry_at if retry_at > inputs.now else None
+
+
 def _is_in_flight(inputs: PlanInput, target: ServiceField) -> bool:
+    if backoff_until(inputs, target) is not None:
+        return True
     for write in inputs.recent_writes:
         if write.field is not target or not write.succeeded:
             continue
@@ -174,6 +193,17 @@ def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision ta
     stop_at_native = _manageable(caps, ServiceField.SCHEDULE) and (caps.schedule is Support.NATIVE)
     stop_at_passed = stop_at is not None and stop_at <= now
     want_stopped = spec.suspend or bool(window_state and window_state.inside) or stop_at_passed
+    # The cloud performs a native stopAt itself (maybe a few seconds late): don't race it.
+    cloud_stops_soon = (
+        stop_at is not None
+        and stop_at_passed
+        and stop_at_native
+        and not spec.suspend
+        and not (window_state and window_state.inside)
+        and now - stop_at < NATIVE_STOP_GRACE
+    )
+    if cloud_stops_soon and stop_at is not None:
+        draft.wake_at.append(stop_at + NATIVE_STOP_GRACE)
     stop_reason = (
         Reason.SUSPENDED if spec.suspend else Reason.SCHEDULED_STOP if want_stopped else None
     )
@@ -197,6 +227,8 @@ def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision ta
                 "the cloud console, the operator will not restart it",
             )
         )
+    elif want_stopped and not is_stopped and cloud_stops_soon:
+        draft.waiting = True
     elif want_stopped and not is_stopped and not transitioning:
         if _manageable(caps, ServiceField.STOP):
             run_state_change = Stop(service_id=sid, reason=f"{stop_reason}: stop requested")
@@ -209,7 +241,13 @@ def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision ta
             )
     elif not want_stopped and is_stopped:
         rhythm = window_state is not None  # windows own the run state
-        if rhythm or _operator_stopped_it(inputs):
+        # A native one-shot stop the operator scheduled is the operator's stop too: moving
+        # stopAt into the future (or removing it) starts the service again.
+        scheduled_by_us = schedule is not None and any(
+            w.field is ServiceField.SCHEDULE and w.succeeded and w.stop_at and w.stop_at <= now
+            for w in inputs.recent_writes
+        )
+        if rhythm or scheduled_by_us or _operator_stopped_it(inputs):
             if _manageable(caps, ServiceField.RESUME):
                 run_state_change = Resume(service_id=sid, reason="run state: start requested")
             else:
@@ -267,7 +305,9 @@ def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision ta
         _plan_rate_limit(inputs, draft)
 
     if schedule is not None and not observed.platform_stop and run_state_change is None:
-        _plan_schedule(inputs, draft, stop_at if stop_at_native and not stop_at_passed else None)
+        if not (stop_at_passed and stop_at_native):
+            # A passed native stop is the cloud's to fire (or has fired): never clear it.
+            _plan_schedule(inputs, draft, stop_at if stop_at_native else None)
 
     return _finish(
         inputs, draft, stop_reason, window_state.next_transition if window_state else None
@@ -392,6 +432,10 @@ def _finish(
     proposed = tuple(draft.changes)
     observe_only = spec.policy.mode == "ObserveOnly"
     changes: tuple[Change, ...] = () if (observe_only or inputs.paused) else proposed
+    for target in ServiceField:
+        retry_at = backoff_until(inputs, target)
+        if retry_at is not None:
+            draft.wake_at.append(retry_at)
     wake_at = min(draft.wake_at) if draft.wake_at else None
     blocked = tuple(draft.blocked)
     drift = tuple(draft.drift)

@@ -39,7 +39,7 @@ from cloudinfer.cloud.errors import (
     UnsupportedActionError,
 )
 from cloudinfer.cloud.http_client import new_async_client
-from cloudinfer.cloud.model import Change, ObservedService, Phase
+from cloudinfer.cloud.model import Change, ObservedService, Phase, ServiceField
 from cloudinfer.cloud.provider import CloudProvider
 from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.accounts import (
@@ -50,7 +50,7 @@ from cloudinfer.reconcile.accounts import (
     new_provider,
 )
 from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.planner import Plan, PlanInput, plan
+from cloudinfer.reconcile.planner import Plan, PlanInput, backoff_until, plan
 
 logger = logging.getLogger("cloudinfer")
 
@@ -380,6 +380,7 @@ class ServiceReconciler:
         self._account_key: Key | None = None
         self._written: dict[str, Any] | None = None
         """The status we last wrote: the watch may not have delivered it back yet."""
+        self._last_failure: tuple[bool, Reason | str, str] | None = None
         self._unsaved: list[dict[str, Any]] = []
         """Journal entries of calls made whose status write failed (e.g. the apiserver was
         restarting): still the duplicate-write guard's evidence until a status write lands."""
@@ -411,7 +412,7 @@ class ServiceReconciler:
             self.runtime.stop_waiting_for_account(self._account_key, self.waker)
         self._observer = None
 
-    async def reconcile(self) -> ServiceOutcome:
+    async def reconcile(self) -> ServiceOutcome:  # noqa: PLR0912, PLR0915 - one pass, in order
         meta = self._meta
         namespace = str(meta.get("namespace"))
         generation = int(meta.get("generation", 0))
@@ -460,16 +461,16 @@ class ServiceReconciler:
         annotations = meta.get("annotations") or {}
         paused = str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
         journal = [*(current.get("journal") or []), *self._unsaved]
-        the_plan = plan(
-            PlanInput(
-                spec=spec,
-                observed=observed,
-                observed_at=snapshot.observed_at,
-                now=now,
-                recent_writes=st.recent_writes(journal),
-                paused=paused,
-            )
+        inputs = PlanInput(
+            spec=spec,
+            observed=observed,
+            observed_at=snapshot.observed_at,
+            now=now,
+            recent_writes=st.recent_writes(journal),
+            paused=paused,
         )
+        the_plan = plan(inputs)
+        backing_off = any(backoff_until(inputs, target) for target in ServiceField)
         if the_plan.drift:
             for drift in the_plan.drift:
                 self.runtime.metrics.drift.labels(observed.cloud.value, drift.field.value).inc()
@@ -481,8 +482,14 @@ class ServiceReconciler:
             entries.append(entry)
             wrote = wrote or ok
             if failure is not None:
-                synced = failure
+                synced = self._last_failure = failure
                 break
+        if synced[0]:
+            # While a refused write backs off, Synced keeps saying why (no flapping).
+            if backing_off and self._last_failure is not None:
+                synced = self._last_failure
+            elif not backing_off:
+                self._last_failure = None
         new = self._status(
             the_plan, observed, spec, generation, synced, previous, journal, entries, now, current
         )

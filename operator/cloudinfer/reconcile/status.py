@@ -6,6 +6,7 @@ difference is written (as a JSON merge patch), so a steady state writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -160,7 +161,14 @@ def recent_writes(journal: Sequence[Mapping[str, Any]]) -> tuple[RecentWrite, ..
         except ValueError:
             continue
         if target is not None:
-            writes.append(RecentWrite(target, at, entry.get("result") == "Succeeded"))
+            stop_at = None
+            change = str(entry.get("change", ""))
+            if change.startswith("set-schedule:") and "-> " in change:
+                with contextlib.suppress(ValueError):
+                    stop_at = datetime.datetime.fromisoformat(
+                        change.rsplit("-> ", 1)[1].split(" ", 1)[0]
+                    )
+            writes.append(RecentWrite(target, at, entry.get("result") == "Succeeded", stop_at))
     return tuple(writes)
 
 
