@@ -24,6 +24,7 @@ from cloudinfer.cloud.model import (
 )
 from cloudinfer.cloud.tencent.parse import CAPABILITIES as TENCENT
 from cloudinfer.reconcile.planner import PlanInput, RecentWrite, plan
+from cloudinfer.reconcile.status import journal_entry, recent_writes
 
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)  # a Monday
 OBSERVED_AT = NOW - datetime.timedelta(seconds=5)
@@ -401,8 +402,6 @@ def test_planning_is_pure() -> None:
 
 
 def test_the_journal_round_trips_into_the_duplicate_write_guard() -> None:
-    from cloudinfer.reconcile.status import journal_entry, recent_writes
-
     entry = journal_entry(
         when=NOW, action="ModifyModelServicePartialConfig",
         change=f"set-schedule: scheduled stop -> {IN_ONE_HOUR.isoformat()}",

@@ -304,10 +304,14 @@ def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision ta
     if spec.rate_limit is not None and run_state_change is None:
         _plan_rate_limit(inputs, draft)
 
-    if schedule is not None and not observed.platform_stop and run_state_change is None:
-        if not (stop_at_passed and stop_at_native):
-            # A passed native stop is the cloud's to fire (or has fired): never clear it.
-            _plan_schedule(inputs, draft, stop_at if stop_at_native else None)
+    # A passed native stop is the cloud's to fire (or has fired): never clear it.
+    if (
+        schedule is not None
+        and not observed.platform_stop
+        and run_state_change is None
+        and not (stop_at_passed and stop_at_native)
+    ):
+        _plan_schedule(inputs, draft, stop_at if stop_at_native else None)
 
     return _finish(
         inputs, draft, stop_reason, window_state.next_transition if window_state else None
