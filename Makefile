@@ -38,6 +38,15 @@ test: $(STAMP) lint ## lint, then the whole suite against a real control plane
 	@bin_dir="$$(hack/build-k8s.sh)" && \
 	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+.PHONY: test-kind
+test-kind: $(STAMP) ## the opt-in kind suite: image, Helm install, core scenario in-cluster (needs Docker)
+	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { \
+	  echo "make test-kind needs a running Docker engine (kind runs Kubernetes in Docker)." >&2; \
+	  echo "Install Docker, start it, and rerun; 'make test' covers everything else without it." >&2; \
+	  exit 1; }
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[kind]'
+	CLOUDINFER_KIND=1 $(BIN)/python -m pytest tests/e2e_kind -p pytest_kind $(PYTEST_ARGS)
+
 .PHONY: cluster
 cluster: $(STAMP) ## start a local control plane in the background
 	@bin_dir="$$(hack/build-k8s.sh)" && \

@@ -114,13 +114,16 @@ class Kube:
     def create_account(
         self, namespace: str, handle: CloudAccountHandle, *, secret_name: str = "creds",
         with_secret: bool = True, name: str = "acct", poll: int = 5, active_poll: int = 1,
+        endpoint: str | None = None,
     ) -> None:  # fmt: skip
         if with_secret:
             self.create_secret(namespace, secret_name, handle.key_id, handle.secret)
         spec: dict[str, Any] = {
             "provider": handle.provider,
             "region": REGIONS[handle.provider],
-            "endpoint": handle.sim.base_url,
+            # The operator may reach the simulator at another address than the test does
+            # (in a kind cluster: the Service's DNS name).
+            "endpoint": endpoint or handle.sim.base_url,
             "credentialsSecretRef": {"name": secret_name},
             "pollIntervalSeconds": poll,
             "activePollIntervalSeconds": active_poll,

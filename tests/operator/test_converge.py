@@ -6,6 +6,7 @@ import base64
 
 import pytest
 from harness import Kube, OperatorProcess, eventually, new_sim_account, writes
+from scenarios import core_scenario
 
 from cloudsim.server import RunningSim
 
@@ -232,3 +233,9 @@ def test_a_rotated_secret_takes_effect_without_a_restart(
     set_secret(handle.secret)
     kube.wait_condition(namespace, "acct", reason="CredentialsVerified", plural="cloudaccounts")
     kube.wait_condition(namespace, "chat", reason="Converged")
+
+
+def test_core_scenario_the_kind_suite_also_runs(
+    kube: Kube, sims: dict[str, RunningSim], namespace: str
+) -> None:
+    core_scenario(kube, new_sim_account(sims["huawei"], "huawei"), namespace)
