@@ -52,6 +52,8 @@ class Scenario:
         self.log_dir = log_dir
         self.name = name
         self.operators: list[OperatorProcess] = []
+        self.stopped: list[OperatorProcess] = []
+        """Operators the scenario stopped on purpose; every other one must stay healthy."""
         self.handles: list[CloudAccountHandle] = []
         self.baseline: dict[str, tuple[int, str]] | None = None
         self.sampler = GenerationSampler(kube, self.ns)
@@ -88,6 +90,10 @@ class Scenario:
             self.freeze_specs()
         return process
 
+    def stop_operator(self, operator: OperatorProcess, sig: int = signal.SIGTERM) -> None:
+        self.stopped.append(operator)
+        operator.stop(sig)
+
     def freeze_specs(self) -> None:
         """The specs as the user left them: the operator must not change them from here on."""
         self.baseline = spec_snapshot(self.kube, self.ns)
@@ -120,10 +126,11 @@ class Scenario:
             self.baseline or {}, spec_snapshot(self.kube, self.ns)
         )
         found["observedGeneration monotonic"] = self.sampler.violations()
+        # Keep sampling (same history) in case the scenario goes on and finishes again.
+        self.sampler = GenerationSampler(self.kube, self.ns, samples=self.sampler.samples).start()
         found["operator healthy"] = [
-            v for op in self.operators if op.process is not None and op.process.poll() is None
-            for v in health_violations(op)
-        ]  # fmt: skip
+            v for op in self.operators if op not in self.stopped for v in health_violations(op)
+        ]
         found["no credential leak"] = leak_violations(
             [h.secret for h in self.handles], self.captured_texts()
         )

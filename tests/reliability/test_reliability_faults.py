@@ -50,6 +50,17 @@ def test_throttling_storm_on_every_action(scenario: Scenario) -> None:
     assert len(writes(handle, "ModifyModelServicePartialConfig")) == 6
 
 
+def test_a_burst_of_writes_stays_within_the_clouds_write_limit(scenario: Scenario) -> None:
+    """25 services all wanting a scale at once: the account's budget spreads the calls so that
+    no second of the journal holds more ScaleService calls than Qianfan allows (10/s here)."""
+    handle = scenario.account("baidu")
+    expected = _services(scenario, handle, 25)
+    scenario.operator()
+    scenario.finish(expected, timeout=120)
+    assert len(writes(handle, "ScaleService")) == 25
+    assert _errors(handle, "QPSLimitReached") == [], "the cloud had to throttle us"
+
+
 @pytest.mark.parametrize(
     ("provider", "fault"),
     [

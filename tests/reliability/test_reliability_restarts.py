@@ -32,7 +32,7 @@ def test_sigkill_mid_convergence_and_restart(scenario: Scenario) -> None:
     )  # fmt: skip
     first = scenario.operator()
     wait_until(lambda: len(writes(handle, "ScaleService")) >= 2, what="some scale calls")
-    first.stop(signal.SIGKILL)
+    scenario.stop_operator(first, signal.SIGKILL)
     before = len(writes(handle, "ScaleService"))
     assert before < 8, "the kill came too late to test anything"
     # A user edit while no operator runs.
@@ -109,10 +109,9 @@ def test_two_peered_replicas_only_one_writes(scenario: Scenario) -> None:
     assert high_log.count("cloud write:") == 4
 
     # The active replica leaves cleanly (SIGTERM drops its peering record); the other resumes.
-    high.stop()
+    scenario.stop_operator(high)
     scenario.kube.patch_service(scenario.ns, "svc0", {"spec": {"replicas": 5}})
     scenario.freeze_specs()
-    scenario.sampler = type(scenario.sampler)(scenario.kube, scenario.ns).start()
     scenario.finish(expected, timeout=60)
     assert low.log_path.read_text().count("cloud write:") == 1
     assert [w["params"]["Replicas"] for w in writes(handle, "ModifyModelService")][-1] == 5
