@@ -254,3 +254,15 @@ def writes(handle: CloudAccountHandle, action: str) -> list[dict[str, Any]]:
 
 def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> None:
     wait_for(lambda: bool(check()), timeout=timeout, what=what or "the check")
+
+
+def converged_service(
+    kube: Kube, sim: RunningSim, provider: str, namespace: str, *, replicas: int = 2
+) -> tuple[CloudAccountHandle, str]:
+    """A fresh account with one service `chat` whose spec already matches the cloud."""
+    handle = new_sim_account(sim, provider)
+    service_id = handle.add_service(name="chat", replicas=replicas)
+    kube.create_account(namespace, handle)
+    kube.create_service(namespace, "chat", {"serviceId": service_id, "replicas": replicas})
+    kube.wait_condition(namespace, "chat", reason="Converged")
+    return handle, service_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from harness import Kube, OperatorProcess, eventually, new_sim_account, writes
+from harness import Kube, OperatorProcess, converged_service, eventually, new_sim_account, writes
 from scenarios import core_scenario
 
 from cloudsim.server import RunningSim
@@ -42,11 +42,7 @@ def test_create_converges_and_status_tells_the_truth(
 def test_a_replicas_change_makes_exactly_one_scale_call(
     kube: Kube, sims: dict[str, RunningSim], namespace: str
 ) -> None:
-    handle = new_sim_account(sims["tencent"], "tencent")
-    service_id = handle.add_service(name="chat", replicas=2)
-    kube.create_account(namespace, handle)
-    kube.create_service(namespace, "chat", {"serviceId": service_id, "replicas": 2})
-    kube.wait_condition(namespace, "chat", reason="Converged")
+    handle, _service_id = converged_service(kube, sims["tencent"], "tencent", namespace, replicas=2)
     assert writes(handle, "ModifyModelService") == []
 
     kube.patch_service(namespace, "chat", {"spec": {"replicas": 4}})
@@ -128,11 +124,7 @@ def test_console_drift_is_corrected_in_enforce_and_reported_in_observe_only(
 def test_paused_annotation_stops_all_writes(
     kube: Kube, sims: dict[str, RunningSim], namespace: str
 ) -> None:
-    handle = new_sim_account(sims["tencent"], "tencent")
-    service_id = handle.add_service(name="chat", replicas=2)
-    kube.create_account(namespace, handle)
-    kube.create_service(namespace, "chat", {"serviceId": service_id, "replicas": 2})
-    kube.wait_condition(namespace, "chat", reason="Converged")
+    handle, _service_id = converged_service(kube, sims["tencent"], "tencent", namespace, replicas=2)
     kube.patch_service(
         namespace, "chat",
         {"metadata": {"annotations": {"cloudinfer.dev/paused": "true"}}, "spec": {"replicas": 3}},
@@ -180,11 +172,7 @@ def test_wrong_credentials_are_auth_failed(
 def test_a_deleted_cloud_service_is_service_not_found(
     kube: Kube, sims: dict[str, RunningSim], namespace: str
 ) -> None:
-    handle = new_sim_account(sims["baidu"], "baidu")
-    service_id = handle.add_service(name="chat", replicas=1)
-    kube.create_account(namespace, handle)
-    kube.create_service(namespace, "chat", {"serviceId": service_id, "replicas": 1})
-    kube.wait_condition(namespace, "chat", reason="Converged")
+    _handle, service_id = converged_service(kube, sims["baidu"], "baidu", namespace, replicas=1)
     sims["baidu"].control.delete_service(service_id)
     gone = kube.wait_condition(namespace, "chat", status="False", reason="ServiceNotFound")
     assert service_id in gone["message"]
@@ -214,11 +202,7 @@ def test_operator_metrics_are_exposed(operator_process: OperatorProcess) -> None
 def test_a_rotated_secret_takes_effect_without_a_restart(
     kube: Kube, sims: dict[str, RunningSim], namespace: str
 ) -> None:
-    handle = new_sim_account(sims["tencent"], "tencent")
-    service_id = handle.add_service(name="chat", replicas=1)
-    kube.create_account(namespace, handle)
-    kube.create_service(namespace, "chat", {"serviceId": service_id, "replicas": 1})
-    kube.wait_condition(namespace, "chat", reason="Converged")
+    handle, _service_id = converged_service(kube, sims["tencent"], "tencent", namespace, replicas=1)
 
     def set_secret(secret: str) -> None:
         encoded = base64.b64encode(secret.encode()).decode()

@@ -6,7 +6,7 @@ import datetime
 import time
 
 import pytest
-from harness import Kube, eventually, new_sim_account, writes
+from harness import Kube, converged_service, eventually, new_sim_account, writes
 from kubernetes.client.rest import ApiException
 
 from cloudsim.server import RunningSim
@@ -29,11 +29,7 @@ def _sim_service(sim: RunningSim, service_id: str) -> dict[str, object]:
 def test_retain_leaves_the_cloud_service_untouched(
     kube: Kube, sims: dict[str, RunningSim], namespace: str
 ) -> None:
-    handle = new_sim_account(sims["tencent"], "tencent")
-    service_id = handle.add_service(name="chat", replicas=2)
-    kube.create_account(namespace, handle)
-    kube.create_service(namespace, "chat", {"serviceId": service_id, "replicas": 2})
-    kube.wait_condition(namespace, "chat", reason="Converged")
+    handle, service_id = converged_service(kube, sims["tencent"], "tencent", namespace, replicas=2)
     kube.custom.delete_namespaced_custom_object(
         "cloudinfer.dev", "v1alpha1", namespace, "inferenceservices", "chat"
     )
