@@ -57,6 +57,35 @@ def outcome_violations(kube: Kube, namespace: str, expected: Mapping[str, str]) 
     return problems
 
 
+RUNNING = {"Normal", "running", "Serving"}
+"""The simulators' running statuses (TI-ONE, ModelArts, Qianfan)."""
+
+
+def cloud_truth_violations(
+    kube: Kube, namespace: str, expected: Mapping[str, str],
+    handles: Mapping[str, CloudAccountHandle],
+) -> list[str]:  # fmt: skip
+    """ "Converged" must be true in the cloud, not only in the operator's own condition: the
+    simulator's service runs with the spec's replica count."""
+    problems = []
+    for name, reason in expected.items():
+        if reason != "Converged":
+            continue
+        spec = kube.get(namespace, name)["spec"]
+        handle = handles.get(spec["accountRef"]["name"])
+        if handle is None:
+            continue
+        internal = handle.sim.control.service(spec["serviceId"])["internal"]
+        if internal["status"] not in RUNNING:
+            problems.append(f"{name}: Converged, but the cloud says {internal['status']}")
+        if "replicas" in spec and internal["replicas"] != spec["replicas"]:
+            problems.append(
+                f"{name}: Converged, but the cloud runs {internal['replicas']} replicas, "
+                f"the spec wants {spec['replicas']}"
+            )
+    return problems
+
+
 def wait_outcome(
     kube: Kube, namespace: str, expected: Mapping[str, str], timeout: float = 90
 ) -> list[str]:

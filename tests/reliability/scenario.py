@@ -15,6 +15,7 @@ from typing import Any
 from harness import GROUP, VERSION, CloudAccountHandle, Kube, OperatorProcess, new_sim_account
 from invariants import (
     GenerationSampler,
+    cloud_truth_violations,
     duplicate_write_violations,
     health_violations,
     leak_violations,
@@ -55,6 +56,7 @@ class Scenario:
         self.stopped: list[OperatorProcess] = []
         """Operators the scenario stopped on purpose; every other one must stay healthy."""
         self.handles: list[CloudAccountHandle] = []
+        self.by_account: dict[str, CloudAccountHandle] = {}
         self.baseline: dict[str, tuple[int, str]] | None = None
         self.sampler = GenerationSampler(kube, self.ns)
         kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.ns)))
@@ -67,6 +69,7 @@ class Scenario:
         """A fresh simulator account (unique canary secret) and, by default, its CloudAccount."""
         handle = new_sim_account(sim or self.sims[provider], provider)
         self.handles.append(handle)
+        self.by_account[name] = handle
         self.registry.secrets.add(handle.secret)
         if create:
             self.kube.create_account(self.ns, handle, name=name, secret_name=f"{name}-creds",
@@ -119,6 +122,7 @@ class Scenario:
     ) -> dict[str, list[str]]:
         """Every invariant, by name; empty lists mean it holds."""
         found = {"outcome": wait_outcome(self.kube, self.ns, expected, timeout=timeout)}
+        found["outcome"] += cloud_truth_violations(self.kube, self.ns, expected, self.by_account)
         self.sampler.stop()
         found["duplicate writes"] = [v for h in self.handles for v in duplicate_write_violations(h)]
         found["write rate"] = [v for h in self.handles for v in write_rate_violations(h)]
