@@ -30,7 +30,7 @@ KOPF_CRDS = {"kopf.dev_kopfpeerings.yaml", "kopf.dev_clusterkopfpeerings.yaml"}
 DEFAULT_ARGS = [
     "--all-namespaces",
     "--peering=cloudinfer-operator",
-    "--priority=0",
+    "--priority=auto",
     "--health-port=8080",
     "--metrics-port=9090",
     "--log-format=json",
@@ -279,10 +279,13 @@ def test_replicas_resources_and_scheduling_values(helm: Helm) -> None:
     assert container(objects)["image"] == "ghcr.io/cloudinfer/cloudinfer-operator:0.2.0"
 
 
-def test_more_than_one_replica_is_refused_with_the_reason(helm: Helm) -> None:
-    result = helm(*template_args("replicaCount=2"), check=False)
+def test_more_than_one_replica_needs_auto_priorities(helm: Helm) -> None:
+    result = helm(*template_args("replicaCount=2", "peering.priority=5"), check=False)
     assert result.returncode != 0
     assert "Kopf peering pauses every operator that shares the highest priority" in result.stderr
+    objects = render(helm, "replicaCount=2")
+    assert one(objects, "Deployment")["spec"]["replicas"] == 2
+    assert "--priority=auto" in container(objects)["args"]
 
 
 # -- RBAC -----------------------------------------------------------------------------------
