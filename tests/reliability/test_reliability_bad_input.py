@@ -5,8 +5,10 @@ handled with a Ready condition; the operator stays healthy and does not loop hot
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from harness import GROUP, REGIONS, VERSION
@@ -202,11 +204,21 @@ def test_generated_objects_are_rejected_or_handled_without_a_hot_loop(
 
     time.sleep(3)
     seen: dict[str, set[str]] = {}
+    assert operator.process is not None
+    cpu_before, started = _cpu_seconds(operator.process.pid), time.monotonic()
     for _ in range(16):
         for name, version in versions().items():
             seen.setdefault(name, set()).add(version)
         time.sleep(0.5)
     busy = {name: len(v) for name, v in seen.items() if len(v) > 3}
     assert not busy, f"status written over and over in 8 s: {busy}"
+    cpu = (_cpu_seconds(operator.process.pid) - cpu_before) / (time.monotonic() - started)
+    assert cpu < 0.25, f"the operator used {cpu:.0%} of a core while nothing changed"
     assert operator.healthy()
     scenario.finish({})
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
