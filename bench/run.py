@@ -1,0 +1,124 @@
+"""Operator benchmarks (issue 9): convergence at the rate-limit floor, API budget, latency,
+drift and footprint, against a real control plane and the TI-ONE simulator on loopback.
+
+    CLOUDINFER_K8S_BIN=$(hack/build-k8s.sh) .venv/bin/python bench/run.py --config quick
+
+Writes bench/results/<date>-<config>.{json,md,png} and prints the table. bench/README.md
+explains each scenario and how to read the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cibench import report
+from cibench.env import world
+from cibench.scenarios import CONFIGS, Config, SizeBench
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run_size(bench: SizeBench) -> dict[str, Any]:
+    n = bench.n
+    bench.setup()
+    _say(f"N={n}: {n} services seeded and {n} InferenceServices created "
+         f"in {bench.result['setup_seconds']} s")  # fmt: skip
+    try:
+        c = bench.converge()
+        _say(f"N={n}: all Ready in {c['seconds_to_all_ready']} s (floor {c['floor_seconds']} s, "
+             f"ratio {c['ratio_to_floor']}), writes {c['writes_made_total']}/"
+             f"{c['writes_needed_total']}, throttled {c['throttled_total']}")  # fmt: skip
+        s = bench.steady()
+        _say(f"N={n}: steady {s['reads_per_poll']} reads/poll over {s['polls']} polls "
+             f"(baseline {s['baseline_reads_per_poll']}), kube writes/min "
+             f"{s['kube_writes_per_minute']}")  # fmt: skip
+        e = bench.edits()
+        _say(f"N={n}: {e['count']} edits, p50 {e['p50']} s, p99 {e['p99']} s "
+             f"(timeouts {e['timeouts']})")  # fmt: skip
+        d = bench.drift()
+        detect, correct = d["detect"], d["correct"]
+        _say(f"N={n}: drift detect p50/p99 {detect['p50']}/{detect['p99']} s, correct "
+             f"{correct['p50']}/{correct['p99']} s (missed {d['missed']})")  # fmt: skip
+        f = bench.footprint()
+        _say(f"N={n}: RSS {f['rss_mb']} MB (peak {f['peak_rss_mb']} MB), "
+             f"CPU {f['cpu_seconds_total']} s")  # fmt: skip
+    finally:
+        bench.stop()
+    return bench.result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="quick")
+    parser.add_argument("--sizes", help="comma-separated N values (overrides the config's)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--trace-memory", action="store_true",
+        help="run the operator under tracemalloc and write its allocation sites per N into the "
+        "work directory (implies --keep; its RSS figures then include tracemalloc's own cost)",
+    )  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = parser.parse_args(argv)
+    config: Config = CONFIGS[args.config]
+    if args.sizes:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+        config = Config(**{**config.__dict__, "sizes": sizes})
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    run: dict[str, Any] = {
+        "config": config.name,
+        "date": datetime.date.today().isoformat(),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "settings": {**config.__dict__, "poll_seconds": 5, "active_poll_seconds": 1},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "sizes": {},
+    }
+    work = Path(tempfile.mkdtemp(prefix="cloudinfer-bench-"))
+    _say(f"config {config.name}: N in {list(config.sizes)}; work dir {work}")
+    with world(work) as (cluster, sim):
+        _say(f"control plane and TI-ONE simulator up in {time.monotonic() - started:.1f} s")
+        for n in config.sizes:
+            trace = work / f"tracemalloc-{n}.txt" if args.trace_memory else None
+            bench = SizeBench(cluster, sim, n, config, work, trace_path=trace)
+            run["sizes"][str(n)] = run_size(bench)
+    load_after = os.getloadavg()
+    run["duration_seconds"] = round(time.monotonic() - started, 1)
+    run["machine"]["loadavg_1m"] = {"before": load_before[0], "after": load_after[0]}
+    run["conditions"] = (
+        f"{os.cpu_count()} CPUs shared with other workloads (1-min load {load_before[0]:.1f} "
+        f"before, {load_after[0]:.1f} after); control plane, simulator (speed 1, SCALE 2 s), "
+        "operator and benchmark on one host over loopback; poll 5 s, active poll 1 s"
+        + ("; OPERATOR UNDER TRACEMALLOC (RSS and CPU inflated)" if args.trace_memory else "")
+    )
+    path, table = report.write(run, args.out)
+    print()
+    print(table)
+    _say(f"wrote {path} (+ .md, .png) in {run['duration_seconds']:.0f} s")
+    run["tracemalloc"] = args.trace_memory
+    if not (args.keep or args.trace_memory):
+        import shutil  # noqa: PLC0415
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
