@@ -95,3 +95,13 @@ manifests: ## copy crds/ into the chart, render deploy/{install,crds}.yaml and a
 	mv deploy/install.yaml.tmp deploy/install.yaml
 	mv deploy/crds.yaml.tmp deploy/crds.yaml
 	argocd/render-argocd-cm.sh > argocd/argocd-cm.yaml
+
+.PHONY: bench
+bench: $(STAMP) ## benchmarks, quick (N = 10, 100, 300; ~5 min): bench/results/<date>-quick.{json,md,png}
+	@bin_dir="$$(hack/build-k8s.sh)" && \
+	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python bench/run.py --config quick $(BENCH_ARGS)
+
+.PHONY: bench-full
+bench-full: $(STAMP) ## benchmarks, full (N = 100, 300, 1000): bench/results/<date>-full.{json,md,png}
+	@bin_dir="$$(hack/build-k8s.sh)" && \
+	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python bench/run.py --config full $(BENCH_ARGS)
