@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -67,12 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="comma-separated N values (overrides the config's)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
-        "--trace-memory", action="store_true",
-        help="run the operator under tracemalloc and write its allocation sites per N into the "
-        "work directory (implies --keep; its RSS figures then include tracemalloc's own cost)",
+        "--profile", action="store_true",
+        help="run the operator under cProfile and tracemalloc; write its CPU and allocation "
+        "reports per N (after convergence, at the end) into the work directory (implies "
+        "--keep; the run's CPU and RSS figures then include the profilers' own cost)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--replot", type=Path, metavar="JSON",
+        help="only re-render the table and plot of an earlier result file (beside it)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.replot:
+        path, table = report.write(json.loads(args.replot.read_text()), args.replot.parent)
+        print(table)
+        return 0
     config: Config = CONFIGS[args.config]
     if args.sizes:
         sizes = tuple(int(s) for s in args.sizes.split(","))
@@ -96,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     with world(work) as (cluster, sim):
         _say(f"control plane and TI-ONE simulator up in {time.monotonic() - started:.1f} s")
         for n in config.sizes:
-            trace = work / f"tracemalloc-{n}.txt" if args.trace_memory else None
+            trace = work / f"profile-{n}" if args.profile else None
             bench = SizeBench(cluster, sim, n, config, work, trace_path=trace)
             run["sizes"][str(n)] = run_size(bench)
     load_after = os.getloadavg()
@@ -106,14 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs shared with other workloads (1-min load {load_before[0]:.1f} "
         f"before, {load_after[0]:.1f} after); control plane, simulator (speed 1, SCALE 2 s), "
         "operator and benchmark on one host over loopback; poll 5 s, active poll 1 s"
-        + ("; OPERATOR UNDER TRACEMALLOC (RSS and CPU inflated)" if args.trace_memory else "")
+        + ("; OPERATOR UNDER cProfile + tracemalloc (CPU, RSS inflated)" if args.profile else "")
     )
     path, table = report.write(run, args.out)
     print()
     print(table)
     _say(f"wrote {path} (+ .md, .png) in {run['duration_seconds']:.0f} s")
-    run["tracemalloc"] = args.trace_memory
-    if not (args.keep or args.trace_memory):
+    run["profiled"] = args.profile
+    if not (args.keep or args.profile):
         import shutil  # noqa: PLC0415
 
         shutil.rmtree(work, ignore_errors=True)

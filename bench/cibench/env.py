@@ -145,8 +145,8 @@ class OperatorProcess:
         self._log = self.log_path.open("ab")
         entry = ["-m", "cloudinfer"]
         if self.trace_path is not None:
-            entry = [str(Path(__file__).with_name("tracemem.py"))]
-            env["CIBENCH_TRACEMALLOC_OUT"] = str(self.trace_path)
+            entry = [str(Path(__file__).with_name("profiled.py"))]
+            env["CIBENCH_PROFILE_OUT"] = str(self.trace_path)
         self.started_at = time.time()
         self.process = subprocess.Popen(
             [sys.executable, *entry, "--standalone", "--log-format", "text",
@@ -183,12 +183,16 @@ class OperatorProcess:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
 
-    def dump_memory(self) -> None:
-        """With tracing on: ask the operator to write its allocation sites (SIGUSR1)."""
+    def dump_profile(self, label: str) -> None:
+        """With profiling on: ask the operator to write its CPU and memory reports (SIGUSR1),
+        then keep them as <trace_path>.<label>.{cpu,memory}.txt."""
         assert self.process is not None and self.trace_path is not None
-        self.trace_path.unlink(missing_ok=True)
+        done = Path(f"{self.trace_path}.memory.txt")
+        done.unlink(missing_ok=True)
         self.process.send_signal(signal.SIGUSR1)
-        wait_for(self.trace_path.exists, 120, "the tracemalloc dump", every=0.5)
+        wait_for(done.exists, 300, "the profile dump", every=0.5)
+        for kind in ("cpu", "memory"):
+            Path(f"{self.trace_path}.{kind}.txt").rename(f"{self.trace_path}.{label}.{kind}.txt")
 
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text

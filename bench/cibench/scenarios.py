@@ -88,6 +88,17 @@ def _summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+def _max_in_window(times: list[float], width: float) -> int:
+    """The most calls any window of `width` seconds held (arrivals at the simulator)."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 class SizeBench:
     """Everything measured at one N: a namespace, a sim account, one operator process."""
 
@@ -176,6 +187,8 @@ class SizeBench:
         all_ready = max(t for t, c in self.watcher.ready_series if c >= self.n)
         cpu = self.operator.cpu_seconds()
         rss = self.operator.rss()
+        if self.operator.trace_path is not None:
+            self.operator.dump_profile("converged")
         journal = self._journal()
         modify = [w for w in self._writes(journal, MODIFY) if w.get("error_code") is None]
         partial = [w for w in self._writes(journal, PARTIAL) if w.get("error_code") is None]
@@ -211,6 +224,18 @@ class SizeBench:
             ),
             "throttled": self._throttled(journal),
             "throttled_total": sum(self._throttled(journal).values()),
+            "throttle_times": {
+                a: [
+                    round(self._wall(e["time"]) - self.t0, 3)
+                    for e in self._entries(journal, a)
+                    if e.get("throttled")
+                ]
+                for a in (MODIFY, PARTIAL, LIST)
+            },
+            "max_calls_in_any_1s": {
+                a: _max_in_window([self._wall(e["time"]) for e in self._entries(journal, a)], 1.0)
+                for a in (MODIFY, PARTIAL, LIST)
+            },
             "list_calls": len(self._entries(journal, LIST)),
             "operator_cpu_seconds": round(cpu, 2),
             "operator_rss_mb": round(rss / 2**20, 1),
@@ -469,8 +494,9 @@ class SizeBench:
 
     def footprint(self) -> dict[str, Any]:
         if self.operator.trace_path is not None:
-            self.operator.dump_memory()
-        samples = [rss for t, rss in self.operator.rss_samples if t >= self.t0]
+            self.operator.dump_profile("end")
+        rss = self.operator.rss()
+        samples = [rss] + [r for t, r in self.operator.rss_samples if t >= self.t0]
         metrics = self.operator.metrics()
         throttles = sum(
             float(line.rsplit(" ", 1)[1])
@@ -478,8 +504,8 @@ class SizeBench:
             if line.startswith("cloudinfer_cloud_throttled_total{")
         )
         result = {
-            "rss_mb": round(self.operator.rss() / 2**20, 1),
-            "peak_rss_mb": round(max(samples) / 2**20, 1) if samples else None,
+            "rss_mb": round(rss / 2**20, 1),
+            "peak_rss_mb": round(max(samples) / 2**20, 1),
             "cpu_seconds_total": round(self.operator.cpu_seconds(), 2),
             "wall_seconds_total": round(time.time() - self.t0, 1),
             "operator_throttled_metric": throttles,

@@ -1,14 +1,19 @@
-"""Run the operator's CLI under tracemalloc; SIGUSR1 writes where its memory was allocated.
+"""Run the operator's CLI under tracemalloc and cProfile; SIGUSR1 writes both reports.
 
-    CIBENCH_TRACEMALLOC_OUT=/tmp/mem.txt python bench/cibench/tracemem.py --standalone ...
+    CIBENCH_PROFILE_OUT=/tmp/op python bench/cibench/profiled.py --standalone ...
+    # kill -USR1 <pid>  ->  /tmp/op.memory.txt (allocation sites), /tmp/op.cpu.txt (pstats)
 
-Used by `bench/run.py --trace-memory` to explain the RSS figure (tracemalloc itself costs
-memory and CPU, so the footprint of such a run is not the one to report).
+Used by `bench/run.py --profile` to explain the RSS and CPU figures. Profiling costs memory
+and CPU itself, so the footprint of such a run is not the one to report. cProfile sees the
+main thread (the asyncio loop, where Kopf and the reconcilers run), not worker threads.
 """
 
 from __future__ import annotations
 
+import cProfile
+import io
 import os
+import pstats
 import signal
 import sys
 import tracemalloc
@@ -35,16 +40,31 @@ def _dump(path: str) -> None:
     os.replace(path + ".tmp", path)
 
 
+def _dump_cpu(profiler: cProfile.Profile, path: str) -> None:
+    profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(45)
+    profiler.enable()
+    with open(path + ".tmp", "w") as out:
+        out.write(text.getvalue())
+    os.replace(path + ".tmp", path)
+
+
 def main() -> int:
-    path = os.environ["CIBENCH_TRACEMALLOC_OUT"]
+    prefix = os.environ["CIBENCH_PROFILE_OUT"]
     tracemalloc.start(FRAMES)
+    profiler = cProfile.Profile()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        _dump(path)
+        _dump_cpu(profiler, prefix + ".cpu.txt")
+        _dump(prefix + ".memory.txt")
 
     signal.signal(signal.SIGUSR1, on_signal)
     from cloudinfer.main.cli import main as operator_main  # noqa: PLC0415 - traced import
 
+    profiler.enable()
     return operator_main(sys.argv[1:])
 
 
