@@ -333,6 +333,7 @@ class SizeBench:
         by_field: dict[str, list[float]] = {"replicas": [], "rateLimit": []}
         patch_seconds: list[float] = []
         timeouts = 0
+        timeout_details: list[dict[str, Any]] = []
         cursor = 0
         for k in range(self.config.edits):
             # A replica change starts a 2 s transition on the cloud, during which the operator
@@ -365,9 +366,14 @@ class SizeBench:
                 self.last_scaled[name] = patched_at
             else:
                 spec["rateLimit"] = patch["rateLimit"]
-            written = self._wait_write(action, sid, match, patched_at, timeout=30)
+            written = self._wait_write(action, sid, match, patched_at, timeout=60)
             if written is None:
                 timeouts += 1
+                status = (self.watcher.latest.get(name) or {}).get("status") or {}
+                timeout_details.append(
+                    {"service": name, "field": field, "value": new,
+                     "conditions": status.get("conditions"), "journal": status.get("journal")}
+                )  # fmt: skip
                 continue
             latency = written - patched_at
             latencies.append(latency)
@@ -378,6 +384,7 @@ class SizeBench:
             **_summary(latencies),
             "edits": self.config.edits,
             "timeouts": timeouts,
+            "timeout_details": timeout_details,
             "by_field": {f: _summary(v) for f, v in by_field.items()},
             "apiserver_patch_p50": _r(percentile(patch_seconds, 0.5)),
             "clock_offset_seconds": {"before": _r(offset_before, 4), "after": _r(offset_after, 4)},
