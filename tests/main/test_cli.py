@@ -29,6 +29,8 @@ def test_help_documents_every_flag() -> None:
         pytest.param(["-n", "a", "-n", "b"], "namespaces", ("a", "b"), id="repeatable-namespace"),
         pytest.param(["--standalone"], "standalone", True, id="standalone"),
         pytest.param(["--priority", "7"], "priority", 7, id="explicit-priority"),
+        pytest.param(["--priority", "auto"], "priority", _priority("auto"), id="auto-priority"),
+        pytest.param([], "priority", _priority("auto"), id="auto-priority-by-default"),
         pytest.param(["--metrics-port", "0"], "metrics_port", 0, id="metrics-off"),
         pytest.param(["--log-format", "text"], "log_format", "text", id="text-logs"),
     ],

@@ -65,9 +65,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--priority",
-        type=int,
-        default=int(_env("PRIORITY", "0")),
-        help="peering priority of this replica (default: %(default)s)",
+        default=_env("PRIORITY", "auto"),
+        help="peering priority of this replica: an integer, or 'auto' (default) for a stable "
+        "number derived from the host (pod) name. Kopf pauses every peer that shares the "
+        "highest priority, so replicas must differ; the highest one acts, the others wait",
     )
     p.add_argument(
         "--health-port",
