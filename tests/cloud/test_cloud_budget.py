@@ -340,3 +340,55 @@ def test_re_setting_the_same_limit_does_not_starve_waiters() -> None:
     asyncio.run(clock.drive(main()))
     assert len(done) == 10
     assert max(done) <= 5.0
+
+
+def test_a_stalled_event_loop_never_releases_a_burst(virtual_clock: VirtualClock) -> None:
+    """While the loop is blocked (time jumps without waking anyone), slots pass unused; when it
+    comes back, calls resume one interval apart instead of all the overdue ones at once."""
+    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    admitted: list[float] = []
+
+    async def one() -> None:
+        await bucket.acquire()
+        admitted.append(virtual_clock.monotonic())
+
+    async def stalls() -> None:
+        for _ in range(3):
+            await virtual_clock.sleep(1.0)
+            virtual_clock.advance(0.6)  # a blocking call in some handler
+
+    async def scenario() -> None:
+        await asyncio.gather(stalls(), *(one() for _ in range(120)))
+
+    virtual_clock.run(scenario())
+    assert len(admitted) == 120
+    gaps = [b - a for a, b in itertools.pairwise(admitted)]
+    assert min(gaps) >= 1 / 20 - 1e-9
+    assert max_in_any_second(admitted) <= 20
+
+
+def test_recovery_after_a_throttle_speeds_up_the_whole_backlog(
+    virtual_clock: VirtualClock,
+) -> None:
+    """One throttle must not hold a long backlog at half rate: once the rate has recovered,
+    waiters that were queued before the throttle are served at the recovered rate."""
+    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    admitted: list[float] = []
+
+    async def one() -> None:
+        await bucket.acquire()
+        admitted.append(virtual_clock.monotonic())
+
+    async def scenario() -> float:
+        tasks = [asyncio.ensure_future(one()) for _ in range(1000)]
+        await virtual_clock.sleep(2.0)
+        bucket.on_throttled()
+        throttled_at = virtual_clock.monotonic()
+        await asyncio.gather(*tasks)
+        return throttled_at
+
+    throttled_at = virtual_clock.run(scenario())
+    recovered = throttled_at + RECOVERY_DELAY_SECONDS + 25  # 2 %/s from half to full
+    late = [t for t in admitted if recovered + 1 <= t < recovered + 6]
+    assert len(late) >= 95, f"{len(late)} calls in 5 s after recovery, the limit allows 100"
+    assert max_in_any_second(admitted) <= 20

@@ -8,6 +8,7 @@ Buckets start at the documented limit (`<cloud>/limits.py`), halve when the clou
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -54,9 +55,11 @@ class RateLimit:
 class TokenBucket:
     """A paced token bucket (GCRA) with an adaptive rate.
 
-    `acquire()` reserves the next free slot and sleeps until it, so waiters are served in
-    order without polling. When the rate shrinks, waiters holding slots computed at the old rate
-    take new ones.
+    Waiters queue in arrival order (an `asyncio.Lock` is FIFO) and only the head of the queue
+    holds a slot: it sleeps until the slot and takes the token when it wakes. A slot is never
+    reserved ahead for a queued waiter, so a stalled event loop cannot release a burst of
+    overdue slots, and a rate change (throttling, recovery, a new limit) applies to the whole
+    backlog at once.
     """
 
     def __init__(self, limit: RateLimit, clock: Clock) -> None:
@@ -65,7 +68,7 @@ class TokenBucket:
         self._rate = limit.per_second
         now = clock.monotonic()
         self._tat = now  # theoretical arrival time of the next call
-        self._epoch = 0  # bumped when the rate shrinks
+        self._queue = asyncio.Lock()
         self._last_throttle: float | None = None
         self._recovered_at = now
 
@@ -89,35 +92,33 @@ class TokenBucket:
     def set_limit(self, limit: RateLimit) -> None:
         """Change the configured limit (e.g. from a CloudAccount), keeping any shrinkage."""
         if limit == self._limit:
-            return  # re-pacing waiters for nothing would starve them (each re-reserves)
+            return
         fraction = self._rate / self._limit.per_second
         self._limit = limit
         self._rate = max(self.floor, limit.per_second * fraction)
-        self._epoch += 1
+        self._tat = min(self._tat, self._clock.monotonic() + 1.0 / self._rate)
 
-    def reserve(self) -> float:
-        """Take the next slot and return how long to wait for it (0 when it is now)."""
+    def _wait(self) -> float:
+        """Seconds until the next token; 0 takes it."""
         now = self._clock.monotonic()
         self._recover(now)
         interval = 1.0 / self._rate
-        tolerance = (self._limit.burst - 1) * interval
-        slot = max(now, self._tat - tolerance)
-        self._tat = max(self._tat, slot) + interval
-        return slot - now
+        slot = self._tat - (self._limit.burst - 1) * interval
+        if slot > now:
+            return slot - now
+        # A late wake-up (a busy event loop) counts from now, never from the missed slot.
+        self._tat = max(self._tat, now) + interval
+        return 0.0
 
     async def acquire(self) -> None:
-        """Wait for a token of this bucket."""
-        while True:
-            epoch = self._epoch
-            wait = self.reserve()
-            if wait <= 0:
-                return
-            await self._clock.sleep(wait)
-            if self._epoch == epoch:
-                return
+        """Wait for a token of this bucket, after every earlier waiter."""
+        async with self._queue:
+            while (wait := self._wait()) > 0:
+                await self._clock.sleep(wait)
 
     def on_throttled(self) -> None:
-        """The cloud throttled a call: halve the rate (once per cooldown) and re-pace waiters."""
+        """The cloud throttled a call: halve the rate (once per cooldown), and wait a full
+        interval at the new rate before the next call."""
         now = self._clock.monotonic()
         self._recover(now)
         if self._last_throttle is not None and now - self._last_throttle < (
@@ -127,7 +128,6 @@ class TokenBucket:
         self._last_throttle = now
         self._rate = max(self.floor, self._rate * AIMD_DECREASE_FACTOR)
         self._tat = now + 1.0 / self._rate
-        self._epoch += 1
 
     def _recover(self, now: float) -> None:
         start = self._recovered_at
