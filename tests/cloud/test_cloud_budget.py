@@ -392,3 +392,27 @@ def test_recovery_after_a_throttle_speeds_up_the_whole_backlog(
     late = [t for t in admitted if recovered + 1 <= t < recovered + 6]
     assert len(late) >= 95, f"{len(late)} calls in 5 s after recovery, the limit allows 100"
     assert max_in_any_second(admitted) <= 20
+
+
+def test_slightly_late_wake_ups_do_not_lower_the_rate(virtual_clock: VirtualClock) -> None:
+    """A busy loop wakes every waiter a little late; lateness under one interval is made up,
+    so 400 calls at 20/s still take 20 s, with at most one extra call in any second."""
+    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    admitted: list[float] = []
+    start = virtual_clock.monotonic()
+
+    async def one() -> None:
+        await bucket.acquire()
+        admitted.append(virtual_clock.monotonic())
+
+    async def jitter() -> None:
+        while len(admitted) < 400:
+            await virtual_clock.sleep(0.013)
+            virtual_clock.advance(0.03)  # every wake-up in this span comes late
+
+    async def scenario() -> None:
+        await asyncio.gather(jitter(), *(one() for _ in range(400)))
+
+    virtual_clock.run(scenario())
+    assert max(admitted) - start == pytest.approx(399 / 20, rel=0.01)
+    assert max_in_any_second(admitted) <= 21

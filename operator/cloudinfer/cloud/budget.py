@@ -58,8 +58,8 @@ class TokenBucket:
     Waiters queue in arrival order (an `asyncio.Lock` is FIFO) and only the head of the queue
     holds a slot: it sleeps until the slot and takes the token when it wakes. A slot is never
     reserved ahead for a queued waiter, so a stalled event loop cannot release a burst of
-    overdue slots, and a rate change (throttling, recovery, a new limit) applies to the whole
-    backlog at once.
+    overdue slots (at most one, see `_wait`), and a rate change (throttling, recovery, a new
+    limit) applies to the whole backlog at once.
     """
 
     def __init__(self, limit: RateLimit, clock: Clock) -> None:
@@ -106,8 +106,11 @@ class TokenBucket:
         slot = self._tat - (self._limit.burst - 1) * interval
         if slot > now:
             return slot - now
-        # A late wake-up (a busy event loop) counts from now, never from the missed slot.
-        self._tat = max(self._tat, now) + interval
+        # Waking up to one interval late (a busy event loop) is made up at the next slot, so
+        # the rate stays at the limit; after a longer stall the next slot counts from now, so
+        # the missed slots never fire as a burst.
+        on_time = now - self._tat < interval
+        self._tat = (self._tat if on_time else now) + interval
         return 0.0
 
     async def acquire(self) -> None:
