@@ -40,6 +40,7 @@ EXPECTED_FOR_READY_FALSE = {
     Reason.CLOUD_SERVICE_FAILED: "Degraded",
     Reason.PLATFORM_STOPPED: "Degraded",
     Reason.QUOTA_EXCEEDED: "Degraded",
+    Reason.SERVICE_CLAIMED: "Degraded",
     Reason.SUSPENDED: "Suspended",
     Reason.SCHEDULED_STOP: "Suspended",
     Reason.PAUSED: "Suspended",

@@ -62,6 +62,9 @@ class Reason(StrEnum):
     """The platform stopped the service (arrears, allow-list); the operator does not fight it."""
     QUOTA_EXCEEDED = "QuotaExceeded"
     """The cloud refused for quota or billing reasons."""
+    SERVICE_CLAIMED = "ServiceClaimed"
+    """An older InferenceService (named in the message) names the same cloud service; this one
+    makes no cloud call until that one is deleted or names another service."""
 
     # Suspended: stopped on purpose
     SUSPENDED = "Suspended"

@@ -23,6 +23,7 @@ local DEGRADED = {
   CloudServiceFailed = true,
   PlatformStopped = true,
   QuotaExceeded = true,
+  ServiceClaimed = true,
 }
 local SUSPENDED = {
   Suspended = true,
