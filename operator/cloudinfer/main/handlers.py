@@ -20,6 +20,7 @@ from cloudinfer.cloud.errors import CloudError
 from cloudinfer.cloud.model import Phase, Stop
 from cloudinfer.main.settings import Settings
 from cloudinfer.reconcile import status as st
+from cloudinfer.reconcile.claims import claimant_from, is_deleting
 from cloudinfer.reconcile.runtime import (
     SERVICES_PLURAL,
     Runtime,
@@ -109,6 +110,19 @@ def _seconds_until(when: datetime.datetime | None) -> float:
     return max(0.5, min(MAX_IDLE_SECONDS, delta + 0.5))
 
 
+@kopf.index(GROUP, VERSION, "inferenceservices")
+async def service_claims(*, body: kopf.Body, **_: Any) -> None:
+    """Feeds the claim registry (reconcile/claims.py); indexes nothing itself.
+
+    Kopf runs indexers for every object of the initial listing before it starts any daemon,
+    so the oldest claimant of a cloud service is known whatever order the daemons start in.
+    Async, so it runs on the event loop and not in Kopf's thread pool.
+    """
+    rt = State.runtime
+    if rt is not None:
+        rt.claims.update(body)
+
+
 @kopf.daemon(GROUP, VERSION, "inferenceservices", cancellation_timeout=10.0)
 async def service_reconciler(
     *, body: kopf.Body, namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
@@ -141,10 +155,14 @@ async def service_reconciler(
     finally:
         reconciler.detach()
         State.reconcilers.pop((namespace, name), None)
+        if is_deleting(body):
+            rt.claims.drop((namespace, name))  # the next claimant takes over now
 
 
 @kopf.on.event(GROUP, VERSION, "inferenceservices")
 def service_changed(*, namespace: str | None, name: str, type: str, **_: Any) -> None:
+    if type == "DELETED" and State.runtime is not None:
+        State.runtime.claims.drop((namespace or "", name))
     reconciler = State.reconcilers.get((namespace or "", name))
     if reconciler is not None and type in ("MODIFIED", "ADDED"):
         reconciler.waker.set()
@@ -175,6 +193,20 @@ async def stop_before_release(
     observed = snapshot.services.get(service_id)
     if observed is None or observed.phase is Phase.STOPPED:
         return  # gone or already stopped: release
+    me = claimant_from(body)
+    rivals = rt.claims.decide(me, rt.identity_of).rivals if me is not None else ()
+    if rivals:
+        # Another InferenceService still names this cloud service and takes it over:
+        # stopping it would fight that one (docs/security.md, "Claims").
+        message = (
+            f"{service_id} not stopped before release: InferenceService "
+            f"{rivals[0].describe()} also names it and now manages it"
+        )
+        logger.info(
+            message, extra={"resource": f"{namespace}/{body.get('metadata', {}).get('name')}"}
+        )
+        rt.kube.event(body, "Normal", "StopSkipped", message)
+        return
     if observed.phase is Phase.TRANSITIONING:
         observer.mark_active(service_id, True)
         raise kopf.TemporaryError("waiting for the cloud to settle", delay=DELETE_RETRY_SECONDS)

@@ -49,6 +49,15 @@ from cloudinfer.reconcile.accounts import (
     new_budgets,
     new_provider,
 )
+from cloudinfer.reconcile.claims import (
+    Claimant,
+    ClaimRegistry,
+    Identity,
+    Unknown,
+    claimant_from,
+    cloud_identity,
+    is_deleting,
+)
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.planner import Plan, PlanInput, backoff_until, plan
 
@@ -119,11 +128,19 @@ class Snapshot:
 class AccountObserver:
     """One background loop per CloudAccount: batched list calls, one snapshot, notifications."""
 
-    def __init__(self, key: Key, kube: KubeAccess, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        key: Key,
+        kube: KubeAccess,
+        metrics: Metrics,
+        on_identity_change: Callable[[], None] | None = None,
+    ) -> None:
         self.key = key
         self.kube = kube
         self.metrics = metrics
         self.snapshot = Snapshot()
+        self._on_identity_change = on_identity_change
+        self._reported_identity: Identity | Unknown | None = Unknown.PENDING
         self._subscribers: dict[str, set[asyncio.Event]] = {}
         self._wake = asyncio.Event()
         self._active: set[str] = set()
@@ -162,6 +179,23 @@ class AccountObserver:
         for service_id in list(targets):
             for waker in self._subscribers.get(service_id, ()):
                 waker.set()
+
+    @property
+    def claim_identity(self) -> Identity | Unknown | None:
+        """The cloud identity claims are keyed on (claims.py): the one of the last successful
+        observation, kept through later errors so that a flaky list does not hand a cloud
+        service to another claimant. PENDING before the first observation; None if the
+        first observation failed (such an account claims nothing)."""
+        if self.snapshot.config is not None:
+            return cloud_identity(self.snapshot.config.account)
+        return Unknown.PENDING if self.snapshot.error is None else None
+
+    def _report_identity(self) -> None:
+        identity = self.claim_identity
+        if identity != self._reported_identity:
+            self._reported_identity = identity
+            if self._on_identity_change is not None:
+                self._on_identity_change()
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -226,6 +260,7 @@ class AccountObserver:
             self.metrics.observe_errors.labels(spec.provider, error_reason(err)).inc()
             self.snapshot.error = err
             self._notify()
+            self._report_identity()
             await self._account_status(
                 body, generation, False, error_reason(err), error_message(err)
             )
@@ -239,6 +274,7 @@ class AccountObserver:
         }
         had_error = self.snapshot.error is not None
         self.snapshot = Snapshot(fresh, listed_at, None, config, provider)
+        self._report_identity()
         self.metrics.snapshot_services.labels(f"{namespace}/{name}").set(len(fresh))
         # Waking everyone on recovery lets their conditions clear the error.
         self._notify(None if had_error else changed)
@@ -339,11 +375,15 @@ class Runtime:
         self.metrics = metrics
         self.observers: dict[Key, AccountObserver] = {}
         self._account_waiters: dict[Key, set[asyncio.Event]] = {}
+        self.claims = ClaimRegistry()
+        """Which InferenceService owns each cloud service (claims.py)."""
 
     def observer(self, key: Key) -> AccountObserver:
         observer = self.observers.get(key)
         if observer is None:
-            observer = self.observers[key] = AccountObserver(key, self.kube, self.metrics)
+            observer = self.observers[key] = AccountObserver(
+                key, self.kube, self.metrics, on_identity_change=self.claims.wake_contested
+            )
             for waker in self._account_waiters.get(key, ()):
                 waker.set()
         return observer
@@ -353,6 +393,12 @@ class Runtime:
         if observer is not None:
             observer.snapshot = Snapshot()
             observer._notify()  # services learn their account is gone
+            self.claims.wake_contested()  # and its claims are gone with it
+
+    def identity_of(self, key: Key) -> Identity | Unknown | None:
+        """A CloudAccount's claim identity; None when there is no such account."""
+        observer = self.observers.get(key)
+        return observer.claim_identity if observer is not None else None
 
     def wait_for_account(self, key: Key, waker: asyncio.Event) -> None:
         self._account_waiters.setdefault(key, set()).add(waker)
@@ -378,6 +424,10 @@ class ServiceReconciler:
         self._observer: AccountObserver | None = None
         self._service_id: str | None = None
         self._account_key: Key | None = None
+        self._claim_key: Key | None = None
+        self._claimed_by: str | None = None
+        """The owner named in our ServiceClaimed condition, if another InferenceService owns
+        the cloud service (logged once per change)."""
         self._written: dict[str, Any] | None = None
         """The status we last wrote: the watch may not have delivered it back yet."""
         self._last_failure: tuple[bool, Reason | str, str] | None = None
@@ -411,8 +461,11 @@ class ServiceReconciler:
         if self._account_key is not None:
             self.runtime.stop_waiting_for_account(self._account_key, self.waker)
         self._observer = None
+        if self._claim_key is not None:
+            self.runtime.claims.unwatch(self._claim_key, self.waker)
+            self._claim_key = None
 
-    async def reconcile(self) -> ServiceOutcome:  # noqa: PLR0912, PLR0915 - one pass, in order
+    async def reconcile(self) -> ServiceOutcome:  # noqa: PLR0911, PLR0912, PLR0915 - one pass, in order
         meta = self._meta
         namespace = str(meta.get("namespace"))
         generation = int(meta.get("generation", 0))
@@ -426,6 +479,16 @@ class ServiceReconciler:
         except ValidationError as err:
             await self._fail(current, Reason.INVALID_SPEC, _brief(err), generation, now)
             return ServiceOutcome(None, False)
+        me = claimant_from(self.body)
+        assert me is not None  # the spec parsed, so it names a service and an account
+        if is_deleting(self.body):
+            # Kopf is stopping this daemon: give the cloud service to the next claimant.
+            self.runtime.claims.drop(me.key)
+            return ServiceOutcome(None, False)
+        self.runtime.claims.put(me)
+        if self._claim_key is None:
+            self._claim_key = me.key
+            self.runtime.claims.watch(me.key, self.waker)
         observer = self._attach((namespace, spec.account_ref.name), spec.service_id)
         if observer is None:
             await self._fail(
@@ -456,6 +519,8 @@ class ServiceReconciler:
                 f"the cloud has no service {spec.service_id} in account {spec.account_ref.name}",
                 generation, now,
             )  # fmt: skip
+            return ServiceOutcome(None, False)
+        if not await self._owns_claim(me, spec, observed, current, generation, now):
             return ServiceOutcome(None, False)
 
         annotations = meta.get("annotations") or {}
@@ -501,6 +566,54 @@ class ServiceReconciler:
         result = "error" if not synced[0] else ("requeue" if the_plan.changes else "success")
         self.runtime.metrics.reconciles.labels("inferenceservice", result).inc()
         return ServiceOutcome(the_plan.wake_at, wrote or the_plan.waiting)
+
+    async def _owns_claim(  # noqa: PLR0917 - the reconcile's state so far
+        self,
+        me: Claimant,
+        spec: InferenceServiceSpec,
+        observed: ObservedService,
+        current: Mapping[str, Any],
+        generation: int,
+        now: datetime.datetime,
+    ) -> bool:
+        """Whether this InferenceService may write to its cloud service (claims.py); if not,
+        the status says which one does, or what the decision waits for."""
+        verdict = self.runtime.claims.decide(me, self.runtime.identity_of)
+        if verdict.owner != me:
+            owner = verdict.owner.describe()
+            if owner != self._claimed_by:
+                logger.warning(
+                    "cloud service claimed by another InferenceService: %s %s owned by %s",
+                    self._name(), spec.service_id, owner,
+                    extra={"resource": self._name(), "service_id": spec.service_id,
+                           "owner": owner},
+                )  # fmt: skip
+                self._claimed_by = owner
+            await self._fail(
+                current, Reason.SERVICE_CLAIMED,
+                f"cloud service {spec.service_id} is managed by InferenceService {owner}, the "
+                f"oldest of the {len(verdict.rivals) + 1} that name it on this cloud account; "
+                "this one makes no cloud call until that one is deleted or names another service",
+                generation, now, observed=observed,
+            )  # fmt: skip
+            return False
+        if verdict.waiting_for:
+            await self._fail(
+                current, Reason.PENDING_OBSERVATION,
+                f"waiting for the first observation of {verdict.waiting_for} other "
+                f"CloudAccount(s) naming service {spec.service_id}: an older InferenceService "
+                "may own it",
+                generation, now,
+            )  # fmt: skip
+            return False
+        if self._claimed_by is not None:
+            logger.info(
+                "cloud service claim taken over: %s now manages %s (was %s)",
+                self._name(), spec.service_id, self._claimed_by,
+                extra={"resource": self._name(), "service_id": spec.service_id},
+            )  # fmt: skip
+            self._claimed_by = None
+        return True
 
     async def _apply(
         self, snapshot: Snapshot, observed: ObservedService, change: Change
@@ -596,13 +709,23 @@ class ServiceReconciler:
         message: str,
         generation: int,
         now: datetime.datetime,
+        *,
+        observed: ObservedService | None = None,
     ) -> None:
+        """Ready and Synced False with `reason`; the rest of the status is kept. With
+        `observed` (a reconciler that sees the cloud but may not act on it), the observed
+        block is refreshed and the next transition dropped: this one will not make it."""
         previous = current.get("conditions") or []
         new = {
             key: value
             for key, value in current.items()
             if key in ("observed", "capabilities", "journal", "provider", "nextTransition")
         }
+        if observed is not None:
+            new["provider"] = observed.cloud.value
+            new["observed"] = st.observed_block(observed)
+            new["capabilities"] = st.capabilities(observed.capabilities)
+            new.pop("nextTransition", None)
         new["observedGeneration"] = generation
         new["conditions"] = st.failure_conditions(
             reason, message, generation=generation, now=now, previous=previous
