@@ -91,9 +91,19 @@ async def account_observer(
         rt.drop_observer(key)
 
 
+@kopf.index(GROUP, VERSION, "cloudaccounts")
+async def known_accounts(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    """Feeds Runtime.accounts before any daemon starts (see service_claims)."""
+    rt = State.runtime
+    if rt is not None:
+        rt.account_seen((namespace or "", name), not is_deleting(body))
+
+
 @kopf.on.event(GROUP, VERSION, "cloudaccounts")
 def account_changed(*, namespace: str | None, name: str, type: str, **_: Any) -> None:
     rt = State.runtime
+    if rt is not None and type == "DELETED":
+        rt.account_seen((namespace or "", name), False)
     if rt is not None and type in ("MODIFIED", "ADDED"):
         observer = rt.observers.get((namespace or "", name))
         if observer is not None:

@@ -377,6 +377,9 @@ class Runtime:
         self._account_waiters: dict[Key, set[asyncio.Event]] = {}
         self.claims = ClaimRegistry()
         """Which InferenceService owns each cloud service (claims.py)."""
+        self.accounts: set[Key] = set()
+        """Every CloudAccount in the apiserver (fed from a Kopf index, like the claims): one
+        whose observer has not started yet is pending, not absent, for the claim rule."""
 
     def observer(self, key: Key) -> AccountObserver:
         observer = self.observers.get(key)
@@ -395,10 +398,20 @@ class Runtime:
             observer._notify()  # services learn their account is gone
             self.claims.wake_contested()  # and its claims are gone with it
 
+    def account_seen(self, key: Key, exists: bool) -> None:
+        """The CloudAccount `key` exists (or no longer does, or is being deleted)."""
+        if exists and key not in self.accounts:
+            self.accounts.add(key)
+        elif not exists and key in self.accounts:
+            self.accounts.discard(key)
+            self.claims.wake_contested()
+
     def identity_of(self, key: Key) -> Identity | Unknown | None:
         """A CloudAccount's claim identity; None when there is no such account."""
         observer = self.observers.get(key)
-        return observer.claim_identity if observer is not None else None
+        if observer is not None:
+            return observer.claim_identity
+        return Unknown.PENDING if key in self.accounts else None
 
     def wait_for_account(self, key: Key, waker: asyncio.Event) -> None:
         self._account_waiters.setdefault(key, set()).add(waker)
