@@ -314,3 +314,17 @@ def test_only_the_owner_writes_and_the_next_claimant_takes_over_when_it_goes() -
     assert claimed["observed"]["replicas"] == 1, "the non-owner still shows what the cloud reports"
     warnings = [e for e in kube.events if e[0] == "young" and e[1] == "Warning"]
     assert [e[2] for e in warnings] == ["ServiceClaimed"]
+
+
+def test_a_cloudaccount_whose_observer_has_not_started_is_pending_not_absent() -> None:
+    """At startup every CloudAccount is known (Kopf index) before its daemon starts: an older
+    claimant behind it must make the younger wait, not let it write first."""
+    runtime = Runtime(RecordingKube(), Metrics())
+    runtime.account_seen(("a", "acct"), True)
+    assert runtime.identity_of(("a", "acct")) is Unknown.PENDING
+    assert runtime.identity_of(("a", "other")) is None
+    runtime.observer(("a", "acct"))
+    assert runtime.identity_of(("a", "acct")) is Unknown.PENDING  # first list not done
+    runtime.account_seen(("a", "acct"), False)
+    runtime.drop_observer(("a", "acct"))
+    assert runtime.identity_of(("a", "acct")) is None
