@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import kopf
 from prometheus_client import start_http_server
 
-from cloudinfer.main import handlers
+from cloudinfer.main import allocator, handlers
+from cloudinfer.main import apiserver as _apiserver  # noqa: F401 - registers Kopf's login
 from cloudinfer.main.kube import KubernetesAccess, load_client
 from cloudinfer.main.settings import (
     DEFAULT_HEALTH_PORT,
@@ -26,6 +27,7 @@ from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.runtime import Runtime
 
 AUTO_PRIORITY_RANGE = 10_000
+TRIM_INTERVAL_SECONDS = 30.0
 
 
 def _env(name: str, default: str) -> str:
@@ -121,7 +123,30 @@ def settings_from(argv: Sequence[str] | None) -> Settings:
     )
 
 
+async def _release_free_memory_periodically() -> None:
+    while True:
+        await asyncio.sleep(TRIM_INTERVAL_SECONDS)
+        allocator.release_free_memory()
+
+
+async def _run(settings: Settings) -> None:
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    trimmer = asyncio.create_task(_release_free_memory_periodically())
+    try:
+        await kopf.operator(
+            clusterwide=settings.clusterwide,
+            namespaces=settings.namespaces,
+            standalone=settings.standalone or None,
+            priority=None if settings.standalone else settings.priority,
+            peering_name=None if settings.standalone else settings.peering_name,
+            liveness_endpoint=liveness,
+        )
+    finally:
+        trimmer.cancel()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    allocator.tune()  # before any thread starts
     settings = settings_from(argv)
     kopf.configure(
         debug=settings.log_level == "debug",
@@ -135,17 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_http_server(settings.metrics_port, registry=metrics.registry)
     handlers.State.settings = settings
     handlers.State.runtime = Runtime(KubernetesAccess(load_client()), metrics)
-    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
-    asyncio.run(
-        kopf.operator(
-            clusterwide=settings.clusterwide,
-            namespaces=settings.namespaces,
-            standalone=settings.standalone or None,
-            priority=None if settings.standalone else settings.priority,
-            peering_name=None if settings.standalone else settings.peering_name,
-            liveness_endpoint=liveness,
-        )
-    )
+    asyncio.run(_run(settings))
     return 0
 
 

@@ -1,0 +1,114 @@
+"""The apiserver session: non-watch requests are bounded, watches never wait.
+
+Against a real aiohttp server on loopback that counts the requests it is serving at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import kopf
+import pytest
+from aiohttp import web
+
+from cloudinfer.main.apiserver import RequestLimiter, bounded_session
+
+
+@dataclass
+class Server:
+    url: str
+    serving: int = 0
+    peak: int = 0
+    release_watches: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@asynccontextmanager
+async def apiserver() -> AsyncIterator[Server]:
+    server = Server(url="")
+
+    async def handle(request: web.Request) -> web.Response:
+        server.serving += 1
+        server.peak = max(server.peak, server.serving)
+        try:
+            if request.query.get("watch") == "true":
+                await server.release_watches.wait()
+            else:
+                await asyncio.sleep(0.02)
+            auth = request.headers.get("Authorization")
+            return web.json_response({"kind": "Status", "auth": auth})
+        finally:
+            server.serving -= 1
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server.url = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        server.release_watches.set()
+        await runner.cleanup()
+
+
+def _info(server: Server) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(server=server.url, scheme="Bearer", token="t0ken")
+
+
+@pytest.mark.parametrize("limit", [1, 4, 32])
+def test_concurrent_requests_never_exceed_the_limit(limit: int) -> None:
+    async def scenario() -> tuple[int, int, list[str | None]]:
+        async with apiserver() as server:
+            limiter = RequestLimiter(limit)
+            async with bounded_session(_info(server), limiter) as session:
+
+                async def patch(i: int) -> str | None:
+                    async with session.patch(f"{server.url}/apis/x/v1/things/t{i}") as resp:
+                        resp.raise_for_status()
+                        body = await resp.json()
+                        return body["auth"]  # type: ignore[no-any-return]
+
+                auths = await asyncio.gather(*(patch(i) for i in range(100)))
+            return server.peak, limiter.peak_in_flight, auths
+
+    server_peak, limiter_peak, auths = asyncio.run(scenario())
+    assert server_peak <= limit
+    assert limiter_peak == limit, "100 requests at once should fill every slot"
+    assert set(auths) == {"Bearer t0ken"}, "the session must carry Kopf's credentials"
+
+
+def test_watches_do_not_take_slots_and_never_wait() -> None:
+    """With more open watches than slots, other requests still go through."""
+
+    async def scenario() -> int:
+        async with apiserver() as server:
+            limiter = RequestLimiter(2)
+            async with bounded_session(_info(server), limiter) as session:
+
+                async def watch(i: int) -> None:
+                    url = f"{server.url}/apis/x/v1/namespaces/n{i}/things"
+                    async with session.get(url, params={"watch": "true"}) as resp:
+                        await resp.read()
+
+                watches = [asyncio.ensure_future(watch(i)) for i in range(5)]
+                await asyncio.sleep(0.2)
+                assert server.serving == 5, "every watch is open at once"
+                async with asyncio.timeout(5):
+                    async with session.get(f"{server.url}/apis/x/v1/things") as resp:
+                        status = resp.status
+                server.release_watches.set()
+                await asyncio.gather(*watches)
+            return status
+
+    assert asyncio.run(scenario()) == 200
+
+
+def test_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        RequestLimiter(0)
