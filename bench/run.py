@@ -73,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         "reports per N (after convergence, at the end) into the work directory (implies "
         "--keep; the run's CPU and RSS figures then include the profilers' own cost)",
     )  # fmt: skip
+    parser.add_argument(
+        "--memray", action="store_true",
+        help="run the operator under memray (native stacks, aggregated) and write a report of "
+        "what it held at its peak RSS per N into the work directory (implies --keep; RSS and "
+        "CPU then include memray's own cost)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument(
         "--replot", type=Path, metavar="JSON",
@@ -107,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"control plane and TI-ONE simulator up in {time.monotonic() - started:.1f} s")
         for n in config.sizes:
             trace = work / f"profile-{n}" if args.profile else None
-            bench = SizeBench(cluster, sim, n, config, work, trace_path=trace)
+            memray = work / f"memray-{n}.bin" if args.memray else None
+            bench = SizeBench(cluster, sim, n, config, work, trace_path=trace, memray_path=memray)
             run["sizes"][str(n)] = run_size(bench)
     load_after = os.getloadavg()
     run["duration_seconds"] = round(time.monotonic() - started, 1)
@@ -117,13 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         f"before, {load_after[0]:.1f} after); control plane, simulator (speed 1, SCALE 2 s), "
         "operator and benchmark on one host over loopback; poll 5 s, active poll 1 s"
         + ("; OPERATOR UNDER cProfile + tracemalloc (CPU, RSS inflated)" if args.profile else "")
+        + ("; OPERATOR UNDER memray (CPU, RSS inflated)" if args.memray else "")
     )
     path, table = report.write(run, args.out)
     print()
     print(table)
     _say(f"wrote {path} (+ .md, .png) in {run['duration_seconds']:.0f} s")
     run["profiled"] = args.profile
-    if not (args.keep or args.profile):
+    if not (args.keep or args.profile or args.memray):
         import shutil  # noqa: PLC0415
 
         shutil.rmtree(work, ignore_errors=True)

@@ -124,9 +124,11 @@ class OperatorProcess:
     """`python -m cloudinfer --standalone --namespace NS`, its log in a file, psutil on it."""
 
     def __init__(
-        self, kubeconfig: Path, namespace: str, log_path: Path, trace_path: Path | None = None
-    ) -> None:
+        self, kubeconfig: Path, namespace: str, log_path: Path, trace_path: Path | None = None,
+        memray_path: Path | None = None,
+    ) -> None:  # fmt: skip
         self.trace_path = trace_path
+        self.memray_path = memray_path
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log_path = log_path
@@ -147,6 +149,10 @@ class OperatorProcess:
         if self.trace_path is not None:
             entry = [str(Path(__file__).with_name("profiled.py"))]
             env["CIBENCH_PROFILE_OUT"] = str(self.trace_path)
+        if self.memray_path is not None:
+            # Aggregated capture keeps what was allocated at the high-water mark, per stack.
+            entry = ["-m", "memray", "run", "--native", "--aggregate", "--quiet", "--force",
+                     "-o", str(self.memray_path), *entry]  # fmt: skip
         self.started_at = time.time()
         self.process = subprocess.Popen(
             [sys.executable, *entry, "--standalone", "--log-format", "text",
@@ -208,6 +214,13 @@ class OperatorProcess:
                 self.process.wait()
         if self.process is not None:
             self._log.close()
+        if self.memray_path is not None and self.memray_path.exists():
+            for report in ("summary", "tree"):  # memory held at the peak, by allocating stack
+                with self.memray_path.with_suffix(f".{report}.txt").open("w") as out:
+                    subprocess.run(
+                        [sys.executable, "-m", "memray", report, str(self.memray_path)],
+                        stdout=out, stderr=subprocess.STDOUT, timeout=600, check=False,
+                    )  # fmt: skip
 
 
 def _ready(obj: dict[str, Any]) -> bool:

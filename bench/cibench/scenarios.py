@@ -104,14 +104,15 @@ class SizeBench:
 
     def __init__(
         self, cluster: Cluster, sim: SimProcess, n: int, config: Config, work: Path, *,
-        trace_path: Path | None = None,
+        trace_path: Path | None = None, memray_path: Path | None = None,
     ) -> None:  # fmt: skip
         self.cluster, self.sim, self.n, self.config = cluster, sim, n, config
         self.namespace = f"bench-{n}"
         self.account: SimAccount = new_sim_account(sim, str(n))
         self.operator = OperatorProcess(
-            cluster.kubeconfig, self.namespace, work / f"operator-{n}.log", trace_path
-        )
+            cluster.kubeconfig, self.namespace, work / f"operator-{n}.log", trace_path,
+            memray_path,
+        )  # fmt: skip
         self.watcher = ServiceWatcher(cluster.api, self.namespace)
         self.ids: dict[str, str] = {}  # CR name -> cloud service id
         self.specs: dict[str, dict[str, Any]] = {}
