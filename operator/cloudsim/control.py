@@ -93,8 +93,8 @@ class SimControl:
 
     # faults
     def inject(self, action: str, kind: str = "error", **spec: object) -> dict[str, Any]:
-        """Add a fault rule: kind error|latency|reset|hang|malformed|html; code, message,
-        http_status, latency, count, probability, account."""
+        """Add a fault rule: kind error|latency|reset|hang|malformed|html|oversized; code,
+        message, http_status, latency, count, probability, account, size (oversized bytes)."""
         return dict(
             self._call("POST", "/faults", {"action": action, "kind": kind, **spec})["fault"]
         )

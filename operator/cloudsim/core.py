@@ -34,6 +34,8 @@ from cloudsim.ratelimit import RateLimiter
 from cloudsim.store import Account, EventQueue, Service, ServiceStore
 
 CONTROL_PREFIX = "/_sim"
+_OVERSIZED_JSON_HEAD = b'{"RequestId": "oversized", "Result": {"Items": ['
+_OVERSIZED_HTML = (b"<html><head><title>502 Bad Gateway</title></head><body>", b"</body></html>")
 
 
 class ApiError(Exception):
@@ -307,16 +309,26 @@ class CloudSim(ABC):
             request_id = self.new_request_id()
         action, account_name, write, throttled = "Unknown", "", False, False
         params: dict[str, Any] | None = None
+        path_params: dict[str, str] = {}
         fault: Fault | None = None
         try:
             with self.lock:
                 call = self.route(req)
                 action, write, params = call.action, call.write, call.params
+                path_params = call.path_params
                 account = self.authenticate(req, call)
                 account_name = account.name
                 fault = self.faults.pick(action, account.name)
             if fault is not None:
-                outcome = await self.apply_fault(fault, request_id)
+                try:
+                    outcome = await self.apply_fault(fault, request_id)
+                except ResetConnection:
+                    # Journaled before the connection goes, so tests can count resets too.
+                    self._record(
+                        action, request_id=request_id, account=account_name, outcome=None,
+                        write=write, params=params, path_params=path_params, fault=fault,
+                    )  # fmt: skip
+                    raise
                 if outcome is not None:
                     self._record(
                         action,
@@ -325,6 +337,7 @@ class CloudSim(ABC):
                         outcome=outcome,
                         write=write,
                         params=params,
+                        path_params=path_params,
                         fault=fault,
                     )
                     return outcome
@@ -344,6 +357,7 @@ class CloudSim(ABC):
                 outcome=response,
                 write=write,
                 params=params,
+                path_params=path_params,
                 err=err,
                 throttled=throttled,
             )
@@ -355,6 +369,7 @@ class CloudSim(ABC):
             outcome=response,
             write=write,
             params=params,
+            path_params=path_params,
         )
         return response
 
@@ -376,6 +391,8 @@ class CloudSim(ABC):
             return Response(
                 status=fault.http_status or 502, body=page.encode(), content_type="text/html"
             )
+        if fault.kind is FaultKind.OVERSIZED:
+            return _oversized(fault)
         err = ApiError(fault.code, fault.message, fault.http_status)
         with self.lock:
             return self.error_response(err, request_id)
@@ -386,13 +403,15 @@ class CloudSim(ABC):
         *,
         request_id: str,
         account: str,
-        outcome: Response | Hang,
+        outcome: Response | Hang | None,
         write: bool,
         params: dict[str, Any] | None,
+        path_params: dict[str, str] | None = None,
         fault: Fault | None = None,
         err: ApiError | None = None,
         throttled: bool = False,
     ) -> None:
+        """Journal one call; `outcome` None is a connection reset (no HTTP status)."""
         status = outcome.status if isinstance(outcome, Response) else 0
         code = err.code if err is not None else None
         if code is None and fault is not None:
@@ -409,6 +428,7 @@ class CloudSim(ABC):
                     throttled=throttled,
                     write=write,
                     params=params if write else None,
+                    path_params=dict(path_params or {}) if write else None,
                 )
             )
 
@@ -630,3 +650,13 @@ class CloudSim(ABC):
     def _c_set_settings(self, body: JSONValue, query: dict[str, str]) -> dict[str, Any]:
         self.settings.update(dict(body))
         return dataclasses.asdict(self.settings)
+
+
+def _oversized(fault: Fault) -> Response:
+    """A `fault.size`-byte body: an unclosed JSON document, or an HTML page for a 4xx/5xx."""
+    status = fault.http_status or 200
+    if status >= 400:
+        head, tail = _OVERSIZED_HTML
+        body = head + b" " * max(0, fault.size - len(head) - len(tail)) + tail
+        return Response(status=status, body=body, content_type="text/html")
+    return Response(status=status, body=_OVERSIZED_JSON_HEAD.ljust(fault.size))

@@ -16,10 +16,16 @@ class FaultKind(StrEnum):
     HANG = "hang"  # never answer (until `latency` seconds pass, default an hour)
     MALFORMED = "malformed"  # HTTP 200 with a truncated JSON body
     HTML = "html"  # an HTML error page, as a load balancer in front of the API would send
+    # `size` bytes (default 11 MiB): a JSON document opened and padded but never closed
+    # (HTTP 200 unless `http_status`), or with `http_status` >= 400 an HTML error page padded
+    # to that size, as a gateway in front of a runaway backend would send.
+    OVERSIZED = "oversized"
 
 
 # How long a "hang" lasts when no latency is given: longer than any sane client timeout.
 DEFAULT_HANG_SECONDS = 3600.0
+# How big an "oversized" body is when no size is given: over the 10 MB issue 10 names.
+DEFAULT_OVERSIZED_BYTES = 11 * 1024 * 1024
 
 
 @dataclass
@@ -36,6 +42,7 @@ class Fault:
     count: int | None = None  # remaining firings; None = unlimited
     probability: float = 1.0
     account: str | None = None  # only calls from this account, if set
+    size: int = DEFAULT_OVERSIZED_BYTES  # body bytes (oversized)
     fired: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -54,6 +61,7 @@ _FAULT_FIELDS = {
     "count",
     "probability",
     "account",
+    "size",
 }
 
 
@@ -82,11 +90,14 @@ class FaultInjector:
             count=None if spec.get("count") is None else int(spec["count"]),
             probability=float(spec.get("probability", 1.0)),
             account=None if spec.get("account") is None else str(spec["account"]),
+            size=int(spec.get("size", DEFAULT_OVERSIZED_BYTES)),
         )
         if not 0.0 <= fault.probability <= 1.0:
             raise ValueError("probability must be within [0, 1]")
         if fault.count is not None and fault.count < 1:
             raise ValueError("count must be >= 1")
+        if fault.size < 0:
+            raise ValueError("size must be >= 0")
         self.rules.append(fault)
         return fault
 

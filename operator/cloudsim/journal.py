@@ -8,6 +8,8 @@ from typing import Any
 
 # Entries kept per action; old ones fall off so a long demo cannot grow without bound.
 MAX_ENTRIES_PER_ACTION = 20_000
+# Fields that only `writes` carries; `entries` lists every call without them.
+_WRITE_ONLY = frozenset({"params", "path_params"})
 
 
 @dataclass
@@ -23,6 +25,9 @@ class JournalEntry:
     throttled: bool
     write: bool
     params: dict[str, Any] | None  # request parameters, kept for write calls only
+    # Parameters carried in the URL path, kept for write calls only: ModelArts names the
+    # project and the service there ({"pid": ..., "sid": ...}), not in the body.
+    path_params: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,7 +74,8 @@ class Journal:
             if entries:
                 item["writes"] = [e.to_json() for e in log.entries if e.write]
                 item["entries"] = [
-                    {k: v for k, v in e.to_json().items() if k != "params"} for e in log.entries
+                    {k: v for k, v in e.to_json().items() if k not in _WRITE_ONLY}
+                    for e in log.entries
                 ]
             out[name] = item
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import subprocess
 import sys
@@ -11,8 +13,10 @@ import httpx
 import pytest
 
 from cloudsim.clock import VirtualClock
-from cloudsim.faults import FaultInjector
+from cloudsim.faults import DEFAULT_OVERSIZED_BYTES, FaultInjector
+from cloudsim.http import Response
 from cloudsim.ratelimit import RateLimiter
+from cloudsim.server import make_sim
 
 REPO = Path(__file__).parents[2]
 
@@ -116,3 +120,28 @@ def test_fault_rules_count_and_seeded_probability() -> None:
     assert 5 < sum(draws(3)) < 25
     with pytest.raises(ValueError, match="unknown fault fields"):
         faults.add({"action": "X", "kind": "error", "colour": 1})
+    with pytest.raises(ValueError, match="size"):
+        faults.add({"action": "X", "kind": "oversized", "size": -1})
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "content_type", "head"),
+    [
+        ({}, 200, "application/json", b'{"'),
+        ({"http_status": 502}, 502, "text/html", b"<html>"),
+        ({"size": 1000}, 200, "application/json", b'{"'),
+    ],
+    ids=["truncated-json-11MiB", "html-502-11MiB", "sized"],
+)
+def test_oversized_fault_bodies(
+    spec: dict[str, int], status: int, content_type: str, head: bytes
+) -> None:
+    sim = make_sim("tencent", seed=1)
+    fault = sim.faults.add({"action": "*", "kind": "oversized", **spec})
+    outcome = asyncio.run(sim.apply_fault(fault, "r"))
+    assert isinstance(outcome, Response)
+    assert (outcome.status, outcome.content_type) == (status, content_type)
+    assert len(outcome.body) == spec.get("size", DEFAULT_OVERSIZED_BYTES)
+    assert outcome.body.startswith(head)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(outcome.body)

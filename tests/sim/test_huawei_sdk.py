@@ -304,6 +304,10 @@ def test_property_update_scales_one_model(huawei: SimControl, modelarts: HuaweiV
     status, answer = modelarts.call("PUT", ONE + "/property", body=body, service_id=sid)
     assert status == 200 and isinstance(answer["update_time"], str)
     assert _status(modelarts, sid)["config"][0]["instance_count"] == 4
+    # The service id is in the path, not the body: the journal keeps it for writes.
+    (write,) = huawei.writes("UpdateServiceByProperty")
+    assert write["path_params"] == {"pid": HW_PROJECT, "sid": sid}
+    assert write["params"] == body
 
 
 def test_arrears_freeze_blocks_start(huawei: SimControl, modelarts: HuaweiV1) -> None:

@@ -410,6 +410,12 @@ def test_faults_reach_the_sdk_once_by_count(
     )
     assert _code(lambda: _describe(client, sid)) == code
     assert _describe(client, sid).ServiceId == sid  # count=1: the next call is clean
+    # Every firing is journaled (a reset before its connection drops, with no HTTP status).
+    entries = tencent.journal("DescribeModelService")["DescribeModelService"]["entries"]
+    want = spec.get("code", f"fault:{spec['kind']}")
+    assert [e["error_code"] for e in entries] == [want, None]
+    if spec["kind"] == "reset":
+        assert entries[0]["http_status"] == 0
 
 
 def test_malformed_body_breaks_the_typed_client(tencent: SimControl, tione: Any) -> None:
