@@ -102,9 +102,11 @@ def wait_outcome(
 
 
 def write_key(entry: Mapping[str, Any]) -> str:
-    """What a write asks for: the action and its parameters (which name the service, except on
-    ModelArts, whose service id is in the path: scenarios there use one service per account)."""
-    return f"{entry['action']} {json.dumps(entry.get('params'), sort_keys=True)}"
+    """What a write asks for: the action, its path parameters (ModelArts names the service in
+    the URL) and its body or query parameters (which name the service on TI-ONE and Qianfan)."""
+    path = entry.get("path_params") or {}
+    where = f" {json.dumps(path, sort_keys=True)}" if path else ""
+    return f"{entry['action']}{where} {json.dumps(entry.get('params'), sort_keys=True)}"
 
 
 def account_entries(handle: CloudAccountHandle, *, writes_only: bool) -> list[dict[str, Any]]:
