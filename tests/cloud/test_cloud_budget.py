@@ -416,3 +416,32 @@ def test_slightly_late_wake_ups_do_not_lower_the_rate(virtual_clock: VirtualCloc
     virtual_clock.run(scenario())
     assert max(admitted) - start == pytest.approx(399 / 20, rel=0.01)
     assert max_in_any_second(admitted) <= 21
+
+
+@pytest.mark.parametrize(
+    ("stall", "at_once_range"), [(0.2, (2, 5)), (0.6, (1, 1))], ids=["short", "long"]
+)
+def test_a_short_stall_is_made_up_a_long_one_is_not(
+    virtual_clock: VirtualClock, stall: float, at_once_range: tuple[int, int]
+) -> None:
+    """Up to CATCH_UP_SECONDS late, the missed slots go at once (at most 0.2 s x 20/s + 1);
+    after a longer stall they are lost, and calls stay one interval apart."""
+    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    admitted: list[float] = []
+
+    async def one() -> None:
+        await bucket.acquire()
+        admitted.append(virtual_clock.monotonic())
+
+    async def stalls() -> None:
+        await virtual_clock.sleep(1.0)
+        virtual_clock.advance(stall)
+
+    async def scenario() -> None:
+        await asyncio.gather(stalls(), *(one() for _ in range(60)))
+
+    virtual_clock.run(scenario())
+    at_once = max(admitted.count(t) for t in admitted)
+    assert at_once_range[0] <= at_once <= at_once_range[1]
+    lost = max(admitted) - admitted[0] - 59 / 20
+    assert lost == pytest.approx(0 if stall < 0.25 else stall, abs=0.06)

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import kopf
 import pytest
 from aiohttp import web
+from yarl import URL
 
-from cloudinfer.main.apiserver import RequestLimiter, bounded_session
+from cloudinfer.main.apiserver import RequestLimiter, bounded_session, waits_for_a_slot
 
 
 @dataclass
@@ -112,3 +113,24 @@ def test_watches_do_not_take_slots_and_never_wait() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         RequestLimiter(0)
+
+
+API = "https://k8s:6443/apis/cloudinfer.dev/v1alpha1"
+
+
+@pytest.mark.parametrize(
+    ("url", "waits"),
+    [
+        (f"{API}/namespaces/a/inferenceservices/s1", True),
+        (f"{API}/namespaces/a/inferenceservices/s1/status", True),
+        ("https://k8s:6443/api/v1/namespaces/a/events", True),
+        ("https://k8s:6443/api/v1/namespaces/a/cloudaccounts", True),  # not our group
+        (f"{API}/namespaces/a/cloudaccounts/acct", False),
+        (f"{API}/namespaces/a/cloudaccounts/acct/status", False),
+        (f"{API}/cloudaccounts", False),
+        (f"{API}/inferenceservices?watch=true&resourceVersion=1", False),
+        (f"{API}/namespaces/cloudaccounts/inferenceservices/x", True),  # a namespace's name
+    ],
+)
+def test_which_requests_queue(url: str, waits: bool) -> None:
+    assert waits_for_a_slot(URL(url)) is waits

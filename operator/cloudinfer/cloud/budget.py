@@ -20,6 +20,13 @@ DEFAULT_BURST: Final = 1
 sees more than `per_second` calls. The clouds do not document their window (fixed or sliding),
 and pacing is safe under both."""
 
+CATCH_UP_SECONDS: Final = 0.25
+"""A waiter that wakes up to this late keeps its slot's place in the pacing, and the waiters
+after it go at once until the pacing is back on schedule, so a busy event loop does not lower
+the long-run rate. At most CATCH_UP_SECONDS x rate + 1 calls (6 at 20/s) go at once: a cloud
+that allows a second of calls in a burst, as a token bucket does, never sees more than its
+limit. A longer stall is not made up."""
+
 AIMD_DECREASE_FACTOR: Final = 0.5
 """On throttling the rate is multiplied by this (TCP's multiplicative decrease)."""
 
@@ -106,10 +113,10 @@ class TokenBucket:
         slot = self._tat - (self._limit.burst - 1) * interval
         if slot > now:
             return slot - now
-        # Waking up to one interval late (a busy event loop) is made up at the next slot, so
-        # the rate stays at the limit; after a longer stall the next slot counts from now, so
-        # the missed slots never fire as a burst.
-        on_time = now - self._tat < interval
+        # Waking up late (a busy event loop) by up to CATCH_UP_SECONDS is made up by the next
+        # slots, so the rate stays at the limit; after a longer stall the next slot counts from
+        # now, so the missed slots never fire as one burst.
+        on_time = now - self._tat < max(interval, CATCH_UP_SECONDS)
         self._tat = (self._tat if on_time else now) + interval
         return 0.0
 
