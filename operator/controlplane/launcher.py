@@ -161,6 +161,9 @@ class ControlPlane:
         self.die_with_parent = die_with_parent
         self.apiserver_extra_args = apiserver_extra_args
         self.etcd_port = free_port()
+        # Fixed for the plane's life: a restarted etcd must advertise the peer URL its data
+        # directory's membership records.
+        self.etcd_peer_port = free_port()
         self.apiserver_port = free_port()
         self.controller_manager_port = free_port()
         self.server_url = f"https://{LOOPBACK}:{self.apiserver_port}"
@@ -209,6 +212,15 @@ class ControlPlane:
         """Stop and start kube-apiserver on the same port, keeping etcd's data."""
         self.components["kube-apiserver"].stop()
         self._start_apiserver()
+
+    def restart_etcd(self, downtime: float = 0.0) -> None:
+        """Stop etcd, wait `downtime` seconds, and start it again on the same ports and data
+        directory. kube-apiserver keeps running and reconnects by itself; until it does, its
+        requests fail and its watches break, as in a real etcd restart."""
+        self.components["etcd"].stop()
+        time.sleep(downtime)
+        self._start("etcd", self._etcd_argv())
+        self._wait_healthy("etcd", self._etcd_ready)
 
     def pids(self) -> dict[str, int]:
         return {name: c.process.pid for name, c in self.components.items() if c.process is not None}
@@ -330,7 +342,7 @@ class ControlPlane:
 
     def _etcd_argv(self) -> list[str]:
         client_url = f"http://{LOOPBACK}:{self.etcd_port}"
-        peer_url = f"http://{LOOPBACK}:{free_port()}"
+        peer_url = f"http://{LOOPBACK}:{self.etcd_peer_port}"
         return [
             str(self.bin_dir / "etcd"),
             f"--data-dir={self.etcd_data_dir}",
