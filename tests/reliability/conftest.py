@@ -18,9 +18,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from harness import Kube, start_simulators
 from scenario import LeakRegistry, Scenario
+from soak import MARKER_HELP, soak_enabled
 
 from cloudsim.server import RunningSim
 from support import Cluster
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak variants leave `make test` as deselected, not skipped (see soak.py)."""
+    if soak_enabled():
+        return
+    soak = [item for item in items if item.get_closest_marker("soak") is not None]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if item.get_closest_marker("soak") is None]
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness import GROUP, REGIONS, VERSION
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from kubernetes.client.rest import ApiException
 from scenario import Scenario, wait_until
+from soak import hypothesis_settings
 
 EXAMPLES = 30
-SETTINGS = settings(
-    max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)  # fmt: skip
+"""Per kind, in `make test`."""
+SOAK_EXAMPLES = 200
+"""Per kind, in `make test-soak`."""
 
 junk = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=20),
@@ -130,9 +131,17 @@ account_spec = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.parametrize(
+    "examples",
+    [
+        pytest.param(EXAMPLES, id="30"),
+        pytest.param(SOAK_EXAMPLES, marks=pytest.mark.soak, id="soak-200"),
+    ],
+)
 def test_generated_objects_are_rejected_or_handled_without_a_hot_loop(
-    scenario: Scenario,
+    scenario: Scenario, examples: int
 ) -> None:
+    settings = hypothesis_settings(examples, soak=examples != EXAMPLES, suppress=list(HealthCheck))
     handle = scenario.account("tencent")
     operator = scenario.operator()
     names = (f"gen{i}" for i in itertools.count())
@@ -154,14 +163,14 @@ def test_generated_objects_are_rejected_or_handled_without_a_hot_loop(
             return
         accepted[name] = plural
 
-    @SETTINGS
+    @settings
     @given(one_field_junk(isvc_spec))
     def services(spec: dict[str, Any]) -> None:
         if spec.get("serviceId") == "@real":
             spec["serviceId"] = handle.add_service(name="fuzz", replicas=1)
         create("inferenceservices", "InferenceService", spec)
 
-    @SETTINGS
+    @settings
     @given(one_field_junk(account_spec))
     def accounts(spec: dict[str, Any]) -> None:
         if spec.get("endpoint") == "@sim":

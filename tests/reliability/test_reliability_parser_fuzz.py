@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
+from soak import hypothesis_settings
 
 from cloudinfer.cloud.backoff import Backoff
 from cloudinfer.cloud.baidu.provider import BaiduProvider
@@ -234,17 +235,29 @@ def _check(provider_name: str, reply: Recorded) -> None:
     asyncio.run(run())
 
 
-FUZZ = settings(
-    max_examples=150, deadline=None, database=None, derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)  # fmt: skip
+EXAMPLES = 150
+"""Replies per cloud in `make test`."""
+SOAK_EXAMPLES = 3000
+"""Replies per cloud in `make test-soak`."""
 
 
+@pytest.mark.parametrize(
+    "examples",
+    [
+        pytest.param(EXAMPLES, id="150"),
+        pytest.param(SOAK_EXAMPLES, marks=pytest.mark.soak, id="soak-3000"),
+    ],
+)
 @pytest.mark.parametrize("provider_name", sorted(CASES))
-def test_every_reply_is_an_observation_or_a_classified_error(provider_name: str) -> None:
+def test_every_reply_is_an_observation_or_a_classified_error(
+    provider_name: str, examples: int
+) -> None:
     assert len(RECORDED[provider_name]) >= 2
+    fuzz_settings = hypothesis_settings(
+        examples, soak=examples != EXAMPLES, suppress=[HealthCheck.too_slow]
+    )
 
-    @FUZZ
+    @fuzz_settings
     @given(mutated(provider_name))
     def fuzz(reply: Recorded) -> None:
         _check(provider_name, reply)
