@@ -39,7 +39,7 @@ test: $(STAMP) lint ## lint, then the whole suite against a real control plane
 	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-soak
-test-soak: $(STAMP) lint ## soak runs, not in `make test`: cloud endpoint down 60 s, 200/3000 Hypothesis examples
+test-soak: $(STAMP) lint ## soak runs, not in `make test`: cloud endpoint down 60 s, 500/10000 Hypothesis examples
 	@bin_dir="$$(hack/build-k8s.sh)" && \
 	  CLOUDINFER_K8S_BIN="$$bin_dir" CLOUDINFER_SOAK=1 $(BIN)/python -m pytest tests/reliability -m soak $(PYTEST_ARGS)
 

@@ -21,7 +21,7 @@ from soak import hypothesis_settings
 
 EXAMPLES = 30
 """Per kind, in `make test`."""
-SOAK_EXAMPLES = 200
+SOAK_EXAMPLES = 500
 """Per kind, in `make test-soak`."""
 
 junk = st.one_of(
@@ -135,7 +135,7 @@ account_spec = st.fixed_dictionaries(
     "examples",
     [
         pytest.param(EXAMPLES, id="30"),
-        pytest.param(SOAK_EXAMPLES, marks=pytest.mark.soak, id="soak-200"),
+        pytest.param(SOAK_EXAMPLES, marks=pytest.mark.soak, id="soak-500"),
     ],
 )
 def test_generated_objects_are_rejected_or_handled_without_a_hot_loop(

@@ -237,7 +237,7 @@ def _check(provider_name: str, reply: Recorded) -> None:
 
 EXAMPLES = 150
 """Replies per cloud in `make test`."""
-SOAK_EXAMPLES = 3000
+SOAK_EXAMPLES = 10_000
 """Replies per cloud in `make test-soak`."""
 
 
@@ -245,7 +245,7 @@ SOAK_EXAMPLES = 3000
     "examples",
     [
         pytest.param(EXAMPLES, id="150"),
-        pytest.param(SOAK_EXAMPLES, marks=pytest.mark.soak, id="soak-3000"),
+        pytest.param(SOAK_EXAMPLES, marks=pytest.mark.soak, id="soak-10000"),
     ],
 )
 @pytest.mark.parametrize("provider_name", sorted(CASES))
