@@ -100,7 +100,7 @@ async def known_accounts(*, body: kopf.Body, namespace: str | None, name: str, *
 
 
 @kopf.on.event(GROUP, VERSION, "cloudaccounts")
-def account_changed(*, namespace: str | None, name: str, type: str, **_: Any) -> None:
+async def account_changed(*, namespace: str | None, name: str, type: str, **_: Any) -> None:
     rt = State.runtime
     if rt is not None and type == "DELETED":
         rt.account_seen((namespace or "", name), False)
@@ -121,16 +121,21 @@ def _seconds_until(when: datetime.datetime | None) -> float:
 
 
 @kopf.index(GROUP, VERSION, "inferenceservices")
-async def service_claims(*, body: kopf.Body, **_: Any) -> None:
-    """Feeds the claim registry (reconcile/claims.py); indexes nothing itself.
+async def service_claims(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    """Feeds the claim registry (reconcile/claims.py) and wakes the reconciler; indexes
+    nothing itself.
 
     Kopf runs indexers for every object of the initial listing before it starts any daemon,
     so the oldest claimant of a cloud service is known whatever order the daemons start in.
-    Async, so it runs on the event loop and not in Kopf's thread pool.
+    Kopf also runs them on every later event, lighter than an event handler, which would log
+    each call. Async, so it runs on the event loop and not in Kopf's thread pool.
     """
     rt = State.runtime
     if rt is not None:
         rt.claims.update(body)
+    reconciler = State.reconcilers.get((namespace or "", name))
+    if reconciler is not None:
+        reconciler.waker.set()
 
 
 @kopf.daemon(GROUP, VERSION, "inferenceservices", cancellation_timeout=10.0)
@@ -169,13 +174,15 @@ async def service_reconciler(
             rt.claims.drop((namespace, name))  # the next claimant takes over now
 
 
-@kopf.on.event(GROUP, VERSION, "inferenceservices")
-def service_changed(*, namespace: str | None, name: str, type: str, **_: Any) -> None:
-    if type == "DELETED" and State.runtime is not None:
+def _deleted(*, type: str, **_: Any) -> bool:
+    return type == "DELETED"
+
+
+@kopf.on.event(GROUP, VERSION, "inferenceservices", when=_deleted)
+async def service_deleted(*, namespace: str | None, name: str, **_: Any) -> None:
+    """Gone without our finalizer (removed by hand): the next claimant takes over now."""
+    if State.runtime is not None:
         State.runtime.claims.drop((namespace or "", name))
-    reconciler = State.reconcilers.get((namespace or "", name))
-    if reconciler is not None and type in ("MODIFIED", "ADDED"):
-        reconciler.waker.set()
 
 
 def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
