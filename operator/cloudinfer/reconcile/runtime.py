@@ -67,6 +67,11 @@ ACCOUNTS_PLURAL = "cloudaccounts"
 SERVICES_PLURAL = "inferenceservices"
 # After an error the observer waits at least this long, doubling up to the steady interval.
 ERROR_BACKOFF_SECONDS = 2.0
+QUIET_START_SECONDS = 5.0
+"""For this long after a reconciler starts, waiting for its CloudAccount's observer (to start,
+or to finish its first list) is not written to status: at start-up every service waits for
+it, and 1,000 status writes saying so would delay that very list (by ~8 s in bench/). A wait
+that lasts longer is reported (`PendingObservation`)."""
 # A service that has not been listed yet after this long is reported as not found.
 Key = tuple[str, str]  # (namespace, name)
 
@@ -433,6 +438,7 @@ class ServiceReconciler:
         self.runtime = runtime
         self.body = body
         self.waker = asyncio.Event()
+        self._started = _now()
         self._last_event_reason: str | None = None
         self._observer: AccountObserver | None = None
         self._service_id: str | None = None
@@ -502,7 +508,11 @@ class ServiceReconciler:
         if self._claim_key is None:
             self._claim_key = me.key
             self.runtime.claims.watch(me.key, self.waker)
-        observer = self._attach((namespace, spec.account_ref.name), spec.service_id)
+        account_key = (namespace, spec.account_ref.name)
+        observer = self._attach(account_key, spec.service_id)
+        quiet_until = self._started + datetime.timedelta(seconds=QUIET_START_SECONDS)
+        if observer is None and account_key in self.runtime.accounts and now < quiet_until:
+            return ServiceOutcome(quiet_until, False)  # its observer is starting: woken then
         if observer is None:
             await self._fail(
                 current, Reason.ACCOUNT_NOT_READY,
@@ -519,6 +529,8 @@ class ServiceReconciler:
             await self._fail(current, reason, message, generation, now)
             return ServiceOutcome(None, False)
         if snapshot.observed_at is None or snapshot.config is None or snapshot.provider is None:
+            if now < quiet_until:
+                return ServiceOutcome(quiet_until, False)  # woken by the first observation
             await self._fail(
                 current, Reason.PENDING_OBSERVATION,
                 f"waiting for the first observation of CloudAccount {spec.account_ref.name}",
