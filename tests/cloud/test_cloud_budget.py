@@ -395,8 +395,8 @@ def test_recovery_after_a_throttle_speeds_up_the_whole_backlog(
 
 
 def test_slightly_late_wake_ups_do_not_lower_the_rate(virtual_clock: VirtualClock) -> None:
-    """A busy loop wakes every waiter a little late; lateness under one interval is made up,
-    so 400 calls at 20/s still take 20 s, with at most one extra call in any second."""
+    """A busy loop wakes every waiter a little late; the lateness is made up, so 400 calls at
+    20/s still take about 20 s (26 s if it were not), and no second holds more than 20."""
     bucket = TokenBucket(RateLimit(20), virtual_clock)
     admitted: list[float] = []
     start = virtual_clock.monotonic()
@@ -414,8 +414,8 @@ def test_slightly_late_wake_ups_do_not_lower_the_rate(virtual_clock: VirtualCloc
         await asyncio.gather(jitter(), *(one() for _ in range(400)))
 
     virtual_clock.run(scenario())
-    assert max(admitted) - start == pytest.approx(399 / 20, rel=0.01)
-    assert max_in_any_second(admitted) <= 21
+    assert max(admitted) - start == pytest.approx(399 / 20, rel=0.02)
+    assert max_in_any_second(admitted) <= 20
 
 
 @pytest.mark.parametrize(
@@ -443,5 +443,6 @@ def test_a_short_stall_is_made_up_a_long_one_is_not(
     virtual_clock.run(scenario())
     at_once = max(admitted.count(t) for t in admitted)
     assert at_once_range[0] <= at_once <= at_once_range[1]
+    assert max_in_any_second(admitted) <= 20, "catching up never overfills a second"
     lost = max(admitted) - admitted[0] - 59 / 20
     assert lost == pytest.approx(0 if stall < 0.25 else stall, abs=0.06)

@@ -9,6 +9,8 @@ Buckets start at the documented limit (`<cloud>/limits.py`), halve when the clou
 from __future__ import annotations
 
 import asyncio
+import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -22,10 +24,11 @@ and pacing is safe under both."""
 
 CATCH_UP_SECONDS: Final = 0.25
 """A waiter that wakes up to this late keeps its slot's place in the pacing, and the waiters
-after it go at once until the pacing is back on schedule, so a busy event loop does not lower
-the long-run rate. At most CATCH_UP_SECONDS x rate + 1 calls (6 at 20/s) go at once: a cloud
-that allows a second of calls in a burst, as a token bucket does, never sees more than its
-limit. A longer stall is not made up."""
+after it go as soon as the last second's calls allow (see `TokenBucket`), so a busy event loop
+does not lower the long-run rate. A longer stall is not made up."""
+
+WINDOW_SECONDS: Final = 1.0
+"""No window this long holds more calls than the limit allows in it, whatever the pacing."""
 
 AIMD_DECREASE_FACTOR: Final = 0.5
 """On throttling the rate is multiplied by this (TCP's multiplicative decrease)."""
@@ -64,9 +67,10 @@ class TokenBucket:
 
     Waiters queue in arrival order (an `asyncio.Lock` is FIFO) and only the head of the queue
     holds a slot: it sleeps until the slot and takes the token when it wakes. A slot is never
-    reserved ahead for a queued waiter, so a stalled event loop cannot release a burst of
-    overdue slots (at most one, see `_wait`), and a rate change (throttling, recovery, a new
-    limit) applies to the whole backlog at once.
+    reserved ahead for a queued waiter, so a rate change (throttling, recovery, a new limit)
+    applies to the whole backlog at once. Slots missed by a busy event loop are made up (up to
+    CATCH_UP_SECONDS), but never beyond the limit of any one-second window: the last calls'
+    times are kept, and a call waits until the one ceil(limit) calls before it is a second old.
     """
 
     def __init__(self, limit: RateLimit, clock: Clock) -> None:
@@ -75,6 +79,7 @@ class TokenBucket:
         self._rate = limit.per_second
         now = clock.monotonic()
         self._tat = now  # theoretical arrival time of the next call
+        self._recent: deque[float] = deque(maxlen=self._window_capacity(limit))
         self._queue = asyncio.Lock()
         self._last_throttle: float | None = None
         self._recovered_at = now
@@ -96,6 +101,10 @@ class TokenBucket:
             max(self._limit.per_second * MIN_RATE_FRACTION, MIN_RATE_PER_SECOND),
         )
 
+    @staticmethod
+    def _window_capacity(limit: RateLimit) -> int:
+        return math.ceil(limit.per_second * WINDOW_SECONDS) + limit.burst - 1
+
     def set_limit(self, limit: RateLimit) -> None:
         """Change the configured limit (e.g. from a CloudAccount), keeping any shrinkage."""
         if limit == self._limit:
@@ -104,6 +113,7 @@ class TokenBucket:
         self._limit = limit
         self._rate = max(self.floor, limit.per_second * fraction)
         self._tat = min(self._tat, self._clock.monotonic() + 1.0 / self._rate)
+        self._recent = deque(self._recent, maxlen=self._window_capacity(limit))
 
     def _wait(self) -> float:
         """Seconds until the next token; 0 takes it."""
@@ -113,11 +123,15 @@ class TokenBucket:
         slot = self._tat - (self._limit.burst - 1) * interval
         if slot > now:
             return slot - now
+        recent = self._recent
+        if len(recent) == recent.maxlen and recent[0] + WINDOW_SECONDS > now:
+            return recent[0] + WINDOW_SECONDS - now
         # Waking up late (a busy event loop) by up to CATCH_UP_SECONDS is made up by the next
         # slots, so the rate stays at the limit; after a longer stall the next slot counts from
         # now, so the missed slots never fire as one burst.
         on_time = now - self._tat < max(interval, CATCH_UP_SECONDS)
         self._tat = (self._tat if on_time else now) + interval
+        recent.append(now)
         return 0.0
 
     async def acquire(self) -> None:
