@@ -21,6 +21,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from soak import hypothesis_settings
 
 from cloudinfer.cloud.backoff import Backoff
@@ -290,4 +291,36 @@ def test_a_cloud_that_repeats_a_page_cannot_make_the_list_run_away(
 ) -> None:
     """Found by the fuzzer: TI-ONE and Qianfan paged on for ever when every page was the
     same (a TotalCount larger than what is served, a marker that does not advance)."""
+    _check(provider_name, _list_reply(provider_name, change))
+
+
+@pytest.mark.soak
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValidationError,
+    reason="open bug found by the soak fuzzer: a negative replica count escapes the parser as "
+    "a pydantic ValidationError (Replicas requires >= 0) instead of a MalformedResponseError",
+)
+@pytest.mark.parametrize(
+    ("provider_name", "change"),
+    [
+        pytest.param(
+            "tencent",
+            lambda d: d["Response"]["ServiceGroups"][0]["Services"][0]["ServiceInfo"].update(
+                Replicas=-1
+            ),
+            id="tencent-Replicas",
+        ),
+        pytest.param(
+            "baidu",
+            lambda d: d["result"]["serviceList"][0]["resourceConfig"].update(replicasCount=-1),
+            id="baidu-replicasCount",
+        ),
+    ],
+)  # fmt: skip
+def test_a_negative_replica_count_is_a_classified_error(
+    provider_name: str, change: Callable[[dict[str, Any]], None]
+) -> None:
+    """Found by `make test-soak` (10,000 Qianfan replies). Strict: once the parser classifies
+    it, this fails as XPASS; then drop the marks so `make test` keeps the regression."""
     _check(provider_name, _list_reply(provider_name, change))
