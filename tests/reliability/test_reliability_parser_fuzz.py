@@ -21,7 +21,6 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
-from pydantic import ValidationError
 from soak import hypothesis_settings
 
 from cloudinfer.cloud.backoff import Backoff
@@ -294,13 +293,6 @@ def test_a_cloud_that_repeats_a_page_cannot_make_the_list_run_away(
     _check(provider_name, _list_reply(provider_name, change))
 
 
-@pytest.mark.soak
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValidationError,
-    reason="open bug found by the soak fuzzer: a negative replica count escapes the parser as "
-    "a pydantic ValidationError (Replicas requires >= 0) instead of a MalformedResponseError",
-)
 @pytest.mark.parametrize(
     ("provider_name", "change"),
     [
@@ -316,11 +308,16 @@ def test_a_cloud_that_repeats_a_page_cannot_make_the_list_run_away(
             lambda d: d["result"]["serviceList"][0]["resourceConfig"].update(replicasCount=-1),
             id="baidu-replicasCount",
         ),
+        pytest.param(
+            "baidu",
+            lambda d: d["result"]["serviceList"][0]["resourceConfig"].update(qps=-3),
+            id="baidu-qps",
+        ),
     ],
 )  # fmt: skip
 def test_a_negative_replica_count_is_a_classified_error(
     provider_name: str, change: Callable[[dict[str, Any]], None]
 ) -> None:
-    """Found by `make test-soak` (10,000 Qianfan replies). Strict: once the parser classifies
-    it, this fails as XPASS; then drop the marks so `make test` keeps the regression."""
+    """Found by `make test-soak` (10,000 Qianfan replies): a negative count escaped the parser
+    as a pydantic ValidationError instead of a MalformedResponseError (fixed: `minimum=0`)."""
     _check(provider_name, _list_reply(provider_name, change))

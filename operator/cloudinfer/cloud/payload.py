@@ -73,27 +73,31 @@ class Payload:
             raise self._fail(key, "a string")
         return value
 
-    def integer(self, key: str) -> int:
+    def integer(self, key: str, *, minimum: int | None = None) -> int:
         value = self.data.get(key)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._fail(key, "an integer")
+        if minimum is not None and value < minimum:
+            raise self._fail(key, f"an integer of at least {minimum}")
         return value
 
-    def optional_integer(self, key: str) -> int | None:
+    def optional_integer(self, key: str, *, minimum: int | None = None) -> int | None:
         if self.data.get(key) is None:
             return None
-        return self.integer(key)
+        return self.integer(key, minimum=minimum)
 
-    def number(self, key: str) -> float:
+    def number(self, key: str, *, minimum: float | None = None) -> float:
         value = self.data.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self._fail(key, "a number")
+        if minimum is not None and not value >= minimum:  # also refuses NaN
+            raise self._fail(key, f"a number of at least {minimum:g}")
         return float(value)
 
-    def optional_number(self, key: str) -> float | None:
+    def optional_number(self, key: str, *, minimum: float | None = None) -> float | None:
         if self.data.get(key) is None:
             return None
-        return self.number(key)
+        return self.number(key, minimum=minimum)
 
     def boolean(self, key: str, *, default: bool | None = None) -> bool:
         value = self.data.get(key, default)

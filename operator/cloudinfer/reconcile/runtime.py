@@ -33,6 +33,7 @@ from cloudinfer.cloud.errors import (
     CloudError,
     ConflictError,
     InvalidRequestError,
+    MalformedResponseError,
     NotFoundError,
     QuotaError,
     ThrottledError,
@@ -260,7 +261,13 @@ class AccountObserver:
         listed_at = _now()
         try:
             config, provider = await self._configure(name, namespace, spec)
-            listed = await provider.list_services(config.account)
+            try:
+                listed = await provider.list_services(config.account)
+            except ValidationError as invalid:  # a reply the parser let through, the model not
+                raise MalformedResponseError(
+                    "a listed service does not fit the model: " + _problems(invalid),
+                    cloud=spec.provider,
+                ) from invalid
         except (CloudError, AccountSetupError) as err:
             self.metrics.observe_errors.labels(spec.provider, error_reason(err)).inc()
             self.snapshot.error = err
@@ -367,9 +374,12 @@ class AccountObserver:
             self.kube.event(body, "Normal" if ready else "Warning", str(reason), message)
 
 
+def _problems(err: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5])
+
+
 def _brief(err: ValidationError) -> str:
-    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5]]
-    return "invalid spec: " + "; ".join(problems)
+    return "invalid spec: " + _problems(err)
 
 
 class Runtime:

@@ -52,10 +52,12 @@ def observed_service(service: Payload) -> ObservedService:
     phase = PHASES.get(status, Phase.UNKNOWN)
     resources = service.optional_object("resourceConfig")
     units = service.objects("computeUnits", optional=True)
-    desired = resources.optional_integer("replicasCount") if resources is not None else None
+    desired = None
+    if resources is not None:
+        desired = resources.optional_integer("replicasCount", minimum=0)
     if desired is None and units:
-        desired = sum(unit.integer("deploymentReplicasCount") for unit in units)
-    qps = resources.optional_number("qps") if resources is not None else None
+        desired = sum(unit.integer("deploymentReplicasCount", minimum=0) for unit in units)
+    qps = resources.optional_number("qps", minimum=0) if resources is not None else None
     # No ready count is documented [UNVERIFIED]; Serving means every replica serves.
     ready = {Phase.RUNNING: desired, Phase.STOPPED: 0}.get(phase)
     charge = service.optional_string("chargeStatus")

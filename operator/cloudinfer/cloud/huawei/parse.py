@@ -73,7 +73,7 @@ class Deployment:
 def deployment(detail: Payload) -> Deployment:
     entries = detail.objects("config")
     for entry in entries:
-        entry.integer("instance_count")
+        entry.integer("instance_count", minimum=0)
         entry.string("model_id")
     return Deployment(config=tuple(entry.data for entry in entries))
 

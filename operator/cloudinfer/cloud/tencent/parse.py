@@ -66,7 +66,7 @@ def observed_service(service: Payload, *, capabilities: Capabilities) -> Observe
     info = service.object("ServiceInfo")
     status = service.optional_string("Status") or ""
     workload = info.optional_object("Status")
-    ready = workload.optional_integer("ReadyReplicas") if workload is not None else None
+    ready = workload.optional_integer("ReadyReplicas", minimum=0) if workload is not None else None
     reason = workload.optional_string("Reason") if workload is not None else None
     failed = service.optional_string("CreateFailedReason")
     if failed == CREATE_SUCCEEDED:
@@ -76,7 +76,7 @@ def observed_service(service: Payload, *, capabilities: Capabilities) -> Observe
         cloud=Cloud.TENCENT,
         service_id=service.string("ServiceId"),
         name=service.optional_string("ServiceGroupName"),
-        replicas=Replicas(desired=info.optional_integer("Replicas"), ready=ready),
+        replicas=Replicas(desired=info.optional_integer("Replicas", minimum=0), ready=ready),
         rate_limit=_rate_limit(info.optional_object("ServiceLimit")),
         scheduled_stop=_scheduled_stop(info.optional_object("ScheduledAction")),
         phase=PHASES.get(status, Phase.UNKNOWN),
@@ -92,7 +92,7 @@ def observed_service(service: Payload, *, capabilities: Capabilities) -> Observe
 def _rate_limit(limit: Payload | None) -> RateLimitSetting | None:
     if limit is None or not limit.boolean("EnableInstanceRpsLimit", default=False):
         return None
-    rps = limit.optional_number("InstanceRpsLimit")
+    rps = limit.optional_number("InstanceRpsLimit", minimum=0)
     if not rps:  # "0 = no limit"
         return None
     return RateLimitSetting(rps=rps, scope=RateLimitScope.PER_REPLICA)
