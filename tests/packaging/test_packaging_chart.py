@@ -285,6 +285,7 @@ def test_more_than_one_replica_needs_auto_priorities(helm: Helm) -> None:
     assert "Kopf peering pauses every operator that shares the highest priority" in result.stderr
     objects = render(helm, "replicaCount=2")
     assert one(objects, "Deployment")["spec"]["replicas"] == 2
+    assert one(objects, "Deployment")["spec"]["strategy"] == {"type": "RollingUpdate"}
     assert "--priority=auto" in container(objects)["args"]
 
 
