@@ -104,6 +104,7 @@ class BaiduProvider:
             truncated = page is not None and page.boolean("isTruncated", default=False)
             if not truncated or not marker:
                 return services
+            del reply, result, page  # fetch the next page without this one in memory
 
     async def observe(self, account: Account, service_id: str) -> ObservedService:
         reply = await self._call(account, limits.DESCRIBE_SERVICE, {"serviceId": service_id})

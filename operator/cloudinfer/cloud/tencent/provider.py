@@ -128,6 +128,7 @@ class TencentProvider:
             offset += LIST_PAGE_SIZE
             if not groups or offset >= page.integer("TotalCount"):
                 return services
+            del reply, page, groups  # a decoded page is ~4 MB: fetch the next without it
 
     async def observe(self, account: Account, service_id: str) -> ObservedService:
         reply = await self._call(account, limits.DESCRIBE_MODEL_SERVICE, {"ServiceId": service_id})
