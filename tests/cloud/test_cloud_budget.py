@@ -53,13 +53,22 @@ def max_in_any_second(times: list[float]) -> int:
     return best
 
 
+class Admissions(list[float]):
+    """When each waiter got its token; `waiter()` makes one more waiter."""
+
+    def __init__(self, clock: VirtualClock, bucket: TokenBucket) -> None:
+        super().__init__()
+        self.clock, self.bucket = clock, bucket
+
+    async def waiter(self) -> None:
+        await self.bucket.acquire()
+        self.append(self.clock.monotonic())
+
+
 def burst(clock: VirtualClock, bucket: TokenBucket, n: int) -> list[float]:
     """`n` concurrent callers each take one token; returns when each got it."""
-    admitted: list[float] = []
-
-    async def one() -> None:
-        await bucket.acquire()
-        admitted.append(clock.monotonic())
+    admitted = Admissions(clock, bucket)
+    one = admitted.waiter
 
     async def all_of_them() -> None:
         await asyncio.gather(*(one() for _ in range(n)))
@@ -126,11 +135,8 @@ def test_500_writes_against_a_20_per_second_cloud_are_never_throttled(
 
 def test_throttling_halves_the_rate_and_repaces_waiters(virtual_clock: VirtualClock) -> None:
     bucket = TokenBucket(RateLimit(20), virtual_clock)
-    admitted: list[float] = []
-
-    async def one() -> None:
-        await bucket.acquire()
-        admitted.append(virtual_clock.monotonic())
+    admitted = Admissions(virtual_clock, bucket)
+    one = admitted.waiter
 
     async def scenario() -> float:
         tasks = [asyncio.ensure_future(one()) for _ in range(300)]
@@ -346,11 +352,8 @@ def test_a_stalled_event_loop_never_releases_a_burst(virtual_clock: VirtualClock
     """While the loop is blocked (time jumps without waking anyone), slots pass unused; when it
     comes back, calls resume one interval apart instead of all the overdue ones at once."""
     bucket = TokenBucket(RateLimit(20), virtual_clock)
-    admitted: list[float] = []
-
-    async def one() -> None:
-        await bucket.acquire()
-        admitted.append(virtual_clock.monotonic())
+    admitted = Admissions(virtual_clock, bucket)
+    one = admitted.waiter
 
     async def stalls() -> None:
         for _ in range(3):
@@ -373,11 +376,8 @@ def test_recovery_after_a_throttle_speeds_up_the_whole_backlog(
     """One throttle must not hold a long backlog at half rate: once the rate has recovered,
     waiters that were queued before the throttle are served at the recovered rate."""
     bucket = TokenBucket(RateLimit(20), virtual_clock)
-    admitted: list[float] = []
-
-    async def one() -> None:
-        await bucket.acquire()
-        admitted.append(virtual_clock.monotonic())
+    admitted = Admissions(virtual_clock, bucket)
+    one = admitted.waiter
 
     async def scenario() -> float:
         tasks = [asyncio.ensure_future(one()) for _ in range(1000)]
@@ -398,12 +398,9 @@ def test_slightly_late_wake_ups_do_not_lower_the_rate(virtual_clock: VirtualCloc
     """A busy loop wakes every waiter a little late; the lateness is made up, so 400 calls at
     20/s still take about 20 s (26 s if it were not), and no second holds more than 20."""
     bucket = TokenBucket(RateLimit(20), virtual_clock)
-    admitted: list[float] = []
+    admitted = Admissions(virtual_clock, bucket)
+    one = admitted.waiter
     start = virtual_clock.monotonic()
-
-    async def one() -> None:
-        await bucket.acquire()
-        admitted.append(virtual_clock.monotonic())
 
     async def jitter() -> None:
         while len(admitted) < 400:
@@ -427,11 +424,8 @@ def test_a_short_stall_is_made_up_a_long_one_is_not(
     """Up to CATCH_UP_SECONDS late, the missed slots go at once (at most 0.2 s x 20/s + 1);
     after a longer stall they are lost, and calls stay one interval apart."""
     bucket = TokenBucket(RateLimit(20), virtual_clock)
-    admitted: list[float] = []
-
-    async def one() -> None:
-        await bucket.acquire()
-        admitted.append(virtual_clock.monotonic())
+    admitted = Admissions(virtual_clock, bucket)
+    one = admitted.waiter
 
     async def stalls() -> None:
         await virtual_clock.sleep(1.0)
