@@ -153,7 +153,7 @@ class CloudAccountSpec(ApiModel):
         ge=MIN_ACTIVE_POLL_INTERVAL_SECONDS,
         le=MAX_POLL_INTERVAL_SECONDS,
         description="Seconds between observations while a service is transitioning or has a "
-        "pending change.",
+        "pending change; at least four times as long as the last observation took.",
     )
 
 

@@ -68,6 +68,9 @@ ACCOUNTS_PLURAL = "cloudaccounts"
 SERVICES_PLURAL = "inferenceservices"
 # After an error the observer waits at least this long, doubling up to the steady interval.
 ERROR_BACKOFF_SECONDS = 2.0
+ACTIVE_POLL_DUTY_CYCLE = 0.25
+"""While converging, lists take at most this share of the time: an account of 1,000 services
+is 10 pages, and listing them every second kept the event loop busy enough to delay writes."""
 QUIET_START_SECONDS = 5.0
 """For this long after a reconciler starts, waiting for its CloudAccount's observer (to start,
 or to finish its first list) is not written to status: at start-up every service waits for
@@ -299,7 +302,8 @@ class AccountObserver:
             f"listed {len(fresh)} services", services_seen=len(fresh),
         )  # fmt: skip
         if self._active or transitioning:
-            return float(spec.active_poll_interval_seconds)
+            took = time.monotonic() - started
+            return max(float(spec.active_poll_interval_seconds), took / ACTIVE_POLL_DUTY_CYCLE)
         return float(spec.poll_interval_seconds)
 
     async def run(
