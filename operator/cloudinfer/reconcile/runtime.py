@@ -152,6 +152,9 @@ class AccountObserver:
         self._reported_identity: Identity | Unknown | None = Unknown.PENDING
         self._subscribers: dict[str, set[asyncio.Event]] = {}
         self._wake = asyncio.Event()
+        self._poll_now = False
+        self._last_started = 0.0  # time.monotonic() when the last observation began
+        self._active_delay = 0.0  # seconds between observations while a service is active
         self._active: set[str] = set()
         self._client: httpx.AsyncClient | None = None
         self._ca_file: Path | None = None
@@ -175,7 +178,8 @@ class AccountObserver:
                 del self._subscribers[service_id]
 
     def mark_active(self, service_id: str, active: bool) -> None:
-        """A service with a pending change makes the observer poll fast."""
+        """A service with a pending change makes the observer poll fast: the next observation
+        comes at most one active interval after the last one began."""
         if active:
             if service_id not in self._active:
                 self._active.add(service_id)
@@ -258,7 +262,7 @@ class AccountObserver:
         except ValidationError as err:
             await self._account_status(body, generation, False, Reason.INVALID_SPEC, _brief(err))
             return 60.0
-        started = time.monotonic()
+        started = self._last_started = time.monotonic()
         # The list may start before one of our writes and end after it: the observation is
         # as old as its start, or the write would look observed and be repeated.
         listed_at = _now()
@@ -301,9 +305,12 @@ class AccountObserver:
             body, generation, True, Reason.CREDENTIALS_VERIFIED,
             f"listed {len(fresh)} services", services_seen=len(fresh),
         )  # fmt: skip
+        took = time.monotonic() - started
+        self._active_delay = max(
+            float(spec.active_poll_interval_seconds), took / ACTIVE_POLL_DUTY_CYCLE
+        )
         if self._active or transitioning:
-            took = time.monotonic() - started
-            return max(float(spec.active_poll_interval_seconds), took / ACTIVE_POLL_DUTY_CYCLE)
+            return self._active_delay
         return float(spec.poll_interval_seconds)
 
     async def run(
@@ -324,15 +331,32 @@ class AccountObserver:
                         "account observation failed", extra={"resource": "/".join(self.key)}
                     )
                     delay = ERROR_BACKOFF_SECONDS
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                await self._wait(delay)
                 # Coalesce bursts of wake-ups (many services writing at once).
                 await sleep(0.05)
         finally:
             await self._close_client()
 
+    async def _wait(self, delay: float) -> None:
+        """Sleep `delay` seconds; `wake()` ends it at once, a service becoming active ends it
+        one active interval after the last observation began (at 20 writes a second, a new
+        service becomes active every 50 ms: listing at each would list back to back)."""
+        self._wake.clear()
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=left)
+            if not self._wake.is_set():
+                break
+            self._wake.clear()
+            if self._poll_now:
+                break
+            deadline = min(deadline, self._last_started + self._active_delay)
+        self._poll_now = False
+
     def wake(self) -> None:
+        """Observe now (the CloudAccount changed)."""
+        self._poll_now = True
         self._wake.set()
 
     async def _account_status(
