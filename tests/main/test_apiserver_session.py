@@ -123,7 +123,8 @@ API = "https://k8s:6443/apis/cloudinfer.dev/v1alpha1"
     [
         (f"{API}/namespaces/a/inferenceservices/s1", True),
         (f"{API}/namespaces/a/inferenceservices/s1/status", True),
-        ("https://k8s:6443/api/v1/namespaces/a/events", True),
+        ("https://k8s:6443/api/v1/namespaces/a/events", False),
+        ("https://k8s:6443/api/v1/namespaces/a/pods", True),
         ("https://k8s:6443/api/v1/namespaces/a/cloudaccounts", True),  # not our group
         (f"{API}/namespaces/a/cloudaccounts/acct", False),
         (f"{API}/namespaces/a/cloudaccounts/acct/status", False),

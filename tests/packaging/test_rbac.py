@@ -421,7 +421,9 @@ LOG_ONLY = "forbidden-in-log"
 # still passes but the operator logs 403 errors for a minute of retries and then carries on
 # without a capability (Kopf's own words: "changes ... will not be noticed").
 BREAKS_WITHOUT: dict[Grant, str] = {
-    ("cloudinfer.dev", "inferenceservices", "list"): "service-ready",
+    # Kopf starts no daemon, CloudAccounts' included, until every indexed resource is listed
+    # (the claim index, main/handlers.py), so without this the account never gets Ready.
+    ("cloudinfer.dev", "inferenceservices", "list"): "account-ready",
     ("cloudinfer.dev", "inferenceservices", "watch"): "service-ready",
     ("cloudinfer.dev", "inferenceservices", "patch"): "finalizer",
     ("cloudinfer.dev", "cloudaccounts", "list"): "account-ready",

@@ -5,10 +5,12 @@ it adds its finalizer to every InferenceService at once, so 1,000 resources mean
 connections at the same moment, each with asyncio's 256 KiB TLS read buffer (bench/README.md:
 RSS of 700 MB), and far more mutating requests in flight than the apiserver admits by default
 (`--max-mutating-requests-inflight=200`). Here a request waits for one of
-`MAX_CONCURRENT_REQUESTS` slots, except for two kinds. Watches are long-lived (one per watched
+`MAX_CONCURRENT_REQUESTS` slots, except for three kinds. Watches are long-lived (one per watched
 resource and namespace), and a watch held back would stall the operator. CloudAccount
 requests are few, and every service waits for its account's observer: queued behind 1,000
-finalizer patches, the observer started 9 s late.
+finalizer patches, the observer started 9 s late. Event posts hang while etcd is down, one per
+resource with a cloud write: holding slots, they stalled the watches' re-lists for a minute
+after etcd came back.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ def _plural(path: str) -> str | None:
 
 
 def waits_for_a_slot(url: URL) -> bool:
-    """Watches and CloudAccount requests never queue; everything else does."""
-    if url.query.get("watch") == "true":
+    """Watches, event posts and CloudAccount requests never queue; everything else does."""
+    if url.query.get("watch") == "true" or url.path.endswith("/events"):
         return False
     return _plural(url.path) not in UNQUEUED_PLURALS
 

@@ -295,8 +295,9 @@ class AccountObserver:
         self.snapshot = Snapshot(fresh, listed_at, None, config, provider)
         self._report_identity()
         self.metrics.snapshot_services.labels(f"{namespace}/{name}").set(len(fresh))
-        # Waking everyone on recovery lets their conditions clear the error.
-        self._notify(None if had_error else changed)
+        # Waking everyone on recovery lets their conditions clear the error. Active services
+        # wait for an observation newer than their write, changed or not: wake them too.
+        self._notify(None if had_error else changed | self._active)
         self._active = {sid for sid in self._active if sid in fresh and sid in self._subscribers}
         transitioning = any(
             fresh[sid].phase is Phase.TRANSITIONING for sid in self._subscribers if sid in fresh
