@@ -2,6 +2,6 @@
 
 import sys
 
-from cloudinfer.main.cli import main
+from cloudinfer.main.entry import main
 
 sys.exit(main())

@@ -124,6 +124,10 @@ API = "https://k8s:6443/apis/cloudinfer.dev/v1alpha1"
         (f"{API}/namespaces/a/inferenceservices/s1", True),
         (f"{API}/namespaces/a/inferenceservices/s1/status", True),
         ("https://k8s:6443/api/v1/namespaces/a/events", False),
+        ("https://k8s:6443/api/v1/namespaces/a/secrets/creds", False),  # an account's Secret
+        ("https://k8s:6443/api/v1/namespaces/a/configmaps/ca", False),  # and its CA bundle
+        ("https://k8s:6443/api/v1/namespaces/secrets", True),  # a namespace, not a Secret
+        ("https://k8s:6443/api/v1/secrets", True),
         ("https://k8s:6443/api/v1/namespaces/a/pods", True),
         ("https://k8s:6443/api/v1/namespaces/a/cloudaccounts", True),  # not our group
         (f"{API}/namespaces/a/cloudaccounts/acct", False),

@@ -10,20 +10,30 @@ resource and namespace), and a watch held back would stall the operator. CloudAc
 requests are few, and every service waits for its account's observer: queued behind 1,000
 finalizer patches, the observer started 9 s late. Event posts hang while etcd is down, one per
 resource with a cloud write: holding slots, they stalled the watches' re-lists for a minute
-after etcd came back.
+after etcd came back. The operator's own calls (kube.py) use the same session, and an
+account's Secret and CA ConfigMap reads do not queue either, for the same reason as its
+CloudAccount.
+
+Login needs no client library (client_library.py): in a pod, the ServiceAccount token; else
+the kubeconfig, read by Kopf's own loader. Only a kubeconfig user that needs more (an exec
+plugin, an auth provider, relative file paths) is logged in through the `kubernetes` library.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 import kopf
+import yaml
 from aiohttp.client_middlewares import ClientHandlerType
 from yarl import URL
 
 from cloudinfer.api.common import GROUP, VERSION
+from cloudinfer.main import client_library
 from cloudinfer.reconcile.runtime import ACCOUNTS_PLURAL
 
 MAX_CONCURRENT_REQUESTS: Final = 16
@@ -31,7 +41,10 @@ MAX_CONCURRENT_REQUESTS: Final = 16
 
 
 UNQUEUED_PLURALS: Final = frozenset({ACCOUNTS_PLURAL})
+UNQUEUED_CORE_PLURALS: Final = frozenset({"events", "secrets", "configmaps"})
 _API_PREFIX: Final = f"/apis/{GROUP}/{VERSION}/"
+_CORE_PREFIX: Final = "/api/v1/namespaces/"
+SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 def _plural(path: str) -> str | None:
@@ -42,9 +55,20 @@ def _plural(path: str) -> str | None:
     return parts[2] if parts[0] == "namespaces" and len(parts) > 2 else parts[0]
 
 
+def _core_plural(path: str) -> str | None:
+    """The resource of a namespaced core path, e.g. `secrets`; None for other paths."""
+    if not path.startswith(_CORE_PREFIX):
+        return None
+    parts = path.removeprefix(_CORE_PREFIX).split("/")
+    return parts[1] if len(parts) > 1 else None
+
+
 def waits_for_a_slot(url: URL) -> bool:
-    """Watches, event posts and CloudAccount requests never queue; everything else does."""
-    if url.query.get("watch") == "true" or url.path.endswith("/events"):
+    """Watches, event posts, and CloudAccount, Secret and ConfigMap requests never queue;
+    everything else does."""
+    if url.query.get("watch") == "true":
+        return False
+    if _core_plural(url.path) in UNQUEUED_CORE_PLURALS:
         return False
     return _plural(url.path) not in UNQUEUED_PLURALS
 
@@ -86,19 +110,125 @@ def bounded_session(info: kopf.ConnectionInfo, limiter: RequestLimiter) -> aioht
     )
 
 
+class ApiserverConnection:
+    """The session and server of the latest login, for the operator's own requests (kube.py).
+
+    Kopf logs in again when the apiserver refuses its credentials, and closes the old session;
+    `current()` then waits for the new one."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._server = ""
+        self._changed = asyncio.Event()
+
+    def replace(self, session: aiohttp.ClientSession, server: str) -> None:
+        self._session, self._server = session, server.rstrip("/")
+        self._changed.set()
+
+    async def current(self) -> tuple[aiohttp.ClientSession, str]:
+        while self._session is None or self._session.closed:
+            self._changed.clear()
+            await self._changed.wait()
+        return self._session, self._server
+
+
+CONNECTION: Final = ApiserverConnection()
+"""The process's connection; the login handler below keeps it current."""
+
+
+def in_cluster_login(
+    settings: kopf.OperatorSettings, directory: Path = SERVICE_ACCOUNT_DIR
+) -> kopf.ConnectionInfo | None:
+    """The pod's ServiceAccount, at the address the kubelet gives every pod (as the client
+    library does). None outside a pod. Kopf logs in again (re-reading the projected token,
+    which the kubelet rotates) when the apiserver answers 401."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT")
+    token_file = directory / "token"
+    if not host or not port or not token_file.exists():
+        return None
+    namespace_file, ca_file = directory / "namespace", directory / "ca.crt"
+    return kopf.ConnectionInfo(
+        server=f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}",
+        ca_path=str(ca_file) if ca_file.exists() else None,
+        scheme="Bearer",
+        token=token_file.read_text().strip(),
+        default_namespace=namespace_file.read_text().strip() if namespace_file.exists() else None,
+        trust_env=settings.networking.trust_env,
+    )
+
+
+_PATH_KEYS: Final = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
+
+
+def _named(entries: list[dict[str, Any]], name: Any, key: str) -> dict[str, Any]:
+    found = next((e.get(key) for e in entries if e.get("name") == name), None)
+    return found if isinstance(found, dict) else {}
+
+
+def needs_client_library(kubeconfigs: list[dict[str, Any]]) -> str | None:
+    """Why Kopf's own loader cannot log in as the current user of these kubeconfig files
+    (merged the way kubectl and Kopf merge them: the first value wins), or None if it can:
+    it reads tokens, basic auth, and certificates as data or absolute paths."""
+
+    def entries(kind: str) -> list[dict[str, Any]]:
+        return [e for k in kubeconfigs for e in k.get(kind) or []]
+
+    name = next((k["current-context"] for k in kubeconfigs if k.get("current-context")), None)
+    context = _named(entries("contexts"), name, "context")
+    user = _named(entries("users"), context.get("user"), "user")
+    cluster = _named(entries("clusters"), context.get("cluster"), "cluster")
+    if "exec" in user:
+        return "an exec credential plugin"
+    if "auth-provider" in user:
+        return "an auth provider"
+    for key in _PATH_KEYS:
+        path = user.get(key) or cluster.get(key)
+        if path and not os.path.isabs(os.path.expanduser(str(path))):
+            return f"a relative {key} path"
+    return None
+
+
+def kubeconfig_login(
+    logger: kopf.Logger, settings: kopf.OperatorSettings
+) -> kopf.ConnectionInfo | None:
+    """The kubeconfig's current context ($KUBECONFIG, else ~/.kube/config); None if there is
+    no kubeconfig."""
+    variable = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    paths = [os.path.expanduser(p) for p in variable.split(os.pathsep) if p]
+    kubeconfigs = []
+    for path in paths:
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                kubeconfigs.append(yaml.safe_load(f) or {})
+    if not kubeconfigs:
+        return None
+    reason = needs_client_library(kubeconfigs)
+    if reason is None:
+        info: kopf.ConnectionInfo | None = kopf.login_with_kubeconfig(settings=settings)
+        return info
+    logger.info(f"The kubeconfig's user needs {reason}: logging in through the kubernetes library.")
+    client_library.let_in()
+    info = kopf.login_via_client(logger=logger, settings=settings)
+    return info
+
+
 @kopf.on.login()
 async def login(
     *, logger: kopf.Logger, settings: kopf.OperatorSettings, **_: Any
 ) -> kopf.AiohttpSession | None:
-    """Kopf's own login (the client library's config: in-cluster, else the kubeconfig), then
-    a session with bounded concurrency. Kopf closes it when the credentials are replaced."""
-    info = kopf.login_via_client(logger=logger, settings=settings)
+    """The ServiceAccount in a pod, else the kubeconfig; then a session with bounded
+    concurrency, which the operator's own requests share. Kopf closes it when the
+    credentials are replaced."""
+    info = in_cluster_login(settings) or kubeconfig_login(logger, settings)
     if info is None:
-        return None
+        raise kopf.PermanentError("no credentials: not in a pod, and no kubeconfig ($KUBECONFIG)")
+    session = bounded_session(info, RequestLimiter())
+    CONNECTION.replace(session, info.server)
     return kopf.AiohttpSession(
         server=info.server,
         default_namespace=info.default_namespace,
         priority=info.priority,
         expiration=info.expiration,
-        aiohttp_session=bounded_session(info, RequestLimiter()),
+        aiohttp_session=session,
     )

@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 
 from cloudinfer.main import allocator, handlers
 from cloudinfer.main import apiserver as _apiserver  # noqa: F401 - registers Kopf's login
-from cloudinfer.main.kube import KubernetesAccess, load_client
+from cloudinfer.main.kube import KubernetesAccess
 from cloudinfer.main.settings import (
     DEFAULT_HEALTH_PORT,
     DEFAULT_METRICS_PORT,
@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=metrics.registry)
     handlers.State.settings = settings
-    handlers.State.runtime = Runtime(KubernetesAccess(load_client()), metrics)
+    handlers.State.runtime = Runtime(KubernetesAccess(), metrics)
     asyncio.run(_run(settings))
     return 0
 

@@ -1,78 +1,108 @@
-"""KubeAccess over the official client: the runtime's few Kubernetes calls, run in threads.
+"""KubeAccess over the operator's apiserver session: the runtime's few Kubernetes calls.
 
-Secrets are read on demand (get, never list or watch), so a rotated Secret takes effect
-at the next observation and the operator needs only `get` on Secrets.
+The calls share Kopf's aiohttp session (apiserver.py), so they need no client library and
+no threads, and they count against the same bound on requests in flight. Secrets are read
+on demand (get, never list or watch), so a rotated Secret takes effect at the next
+observation and the operator needs only `get` on Secrets.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
+from urllib.parse import quote
 
+import aiohttp
 import kopf
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from cloudinfer.api.common import GROUP, VERSION
+from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection
 
-NOT_FOUND = 404
+NOT_FOUND: Final = 404
+REQUEST_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10)
+MAX_MESSAGE: Final = 300
+"""Characters of the apiserver's Status message kept in an error."""
 
 
-def load_client() -> client.ApiClient:
-    """In-cluster credentials when present, else the kubeconfig ($KUBECONFIG)."""
+class KubeApiError(Exception):
+    """The apiserver refused a call. It names the call, the HTTP status and the Status
+    message, never a response body: a Secret's body must not reach a log."""
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        super().__init__(f"{method} {path}: HTTP {status}: {message[:MAX_MESSAGE]}")
+        self.status = status
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+async def _status_message(response: aiohttp.ClientResponse) -> str:
+    """The `message` of a Kubernetes Status reply, or the reason phrase."""
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+        body = await response.json(content_type=None)
+    except (ValueError, aiohttp.ClientError):
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        return str(body.get("message") or response.reason or "")
+    return str(response.reason or "")
 
 
 class KubernetesAccess:
     """Implements cloudinfer.reconcile.runtime.KubeAccess."""
 
-    def __init__(self, api: client.ApiClient) -> None:
-        self._core = client.CoreV1Api(api)
-        self._custom = client.CustomObjectsApi(api)
+    def __init__(self, connection: ApiserverConnection = CONNECTION) -> None:
+        self._connection = connection
+
+    async def _call(
+        self, method: str, path: str, *, merge_patch: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The decoded reply, or None if the object does not exist."""
+        session, server = await self._connection.current()
+        headers = {"Accept": "application/json"}
+        data = None
+        if merge_patch is not None:
+            headers["Content-Type"] = "application/merge-patch+json"
+            data = json.dumps(merge_patch)
+        async with session.request(
+            method, server + path, data=data, headers=headers, timeout=REQUEST_TIMEOUT
+        ) as response:
+            if response.status == NOT_FOUND:
+                return None
+            if response.status >= 400:
+                raise KubeApiError(method, path, response.status, await _status_message(response))
+            body = await response.json(content_type=None)
+        if not isinstance(body, dict):
+            raise KubeApiError(method, path, response.status, "the reply is not a JSON object")
+        return body
+
+    async def _data(self, resource: str, namespace: str, name: str) -> dict[str, str] | None:
+        path = f"/api/v1/namespaces/{_segment(namespace)}/{resource}/{_segment(name)}"
+        body = await self._call("GET", path)
+        if body is None:
+            return None
+        data = body.get("data") or {}
+        return {str(key): str(value) for key, value in data.items()}
 
     async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        def read() -> dict[str, str] | None:
-            try:
-                secret = self._core.read_namespaced_secret(name, namespace)
-            except ApiException as err:
-                if err.status == NOT_FOUND:
-                    return None
-                raise
-            return {key: str(value) for key, value in (secret.data or {}).items()}
-
-        return await asyncio.to_thread(read)
+        """The Secret's data, values base64-encoded as the API serves them."""
+        return await self._data("secrets", namespace, name)
 
     async def read_configmap_key(self, namespace: str, name: str, key: str) -> str | None:
-        def read() -> str | None:
-            try:
-                configmap = self._core.read_namespaced_config_map(name, namespace)
-            except ApiException as err:
-                if err.status == NOT_FOUND:
-                    return None
-                raise
-            value = (configmap.data or {}).get(key)
-            return str(value) if value is not None else None
-
-        return await asyncio.to_thread(read)
+        data = await self._data("configmaps", namespace, name)
+        return None if data is None else data.get(key)
 
     async def patch_status(
         self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> None:
-        def write() -> None:
-            try:
-                self._custom.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, plural, name, {"status": dict(patch)}
-                )
-            except ApiException as err:
-                if err.status != NOT_FOUND:  # deleted meanwhile: nothing to report on
-                    raise
-
-        await asyncio.to_thread(write)
+        """A JSON merge patch of the status subresource; an object deleted meanwhile is
+        nothing to report on."""
+        path = (
+            f"/apis/{GROUP}/{VERSION}/namespaces/{_segment(namespace)}/{plural}/"
+            f"{_segment(name)}/status"
+        )
+        await self._call("PATCH", path, merge_patch={"status": dict(patch)})
 
     def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message[:1024])  # type: ignore[arg-type]
