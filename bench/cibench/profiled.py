@@ -62,6 +62,9 @@ def main() -> int:
         _dump(prefix + ".memory.txt")
 
     signal.signal(signal.SIGUSR1, on_signal)
+    from cloudinfer.main import client_library  # noqa: PLC0415 - traced import
+
+    client_library.keep_out()  # as the console script does (cloudinfer/main/entry.py)
     from cloudinfer.main.cli import main as operator_main  # noqa: PLC0415 - traced import
 
     profiler.enable()
