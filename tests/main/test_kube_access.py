@@ -205,6 +205,7 @@ def kubeconfig(user: dict[str, Any], cluster: dict[str, Any] | None = None) -> d
         (kubeconfig({"token": "t"}, {"certificate-authority": "/abs/ca.crt"}), None),
         (kubeconfig({"exec": {"command": "aws"}}), "an exec credential plugin"),
         (kubeconfig({"auth-provider": {"name": "oidc"}}), "an auth provider"),
+        (kubeconfig({"tokenFile": "/abs/token"}), "a token file"),
         (kubeconfig({"token": "t"}, {"certificate-authority": "ca.crt"}), "a relative"),
         (kubeconfig({"client-certificate": "c.crt"}), "a relative client-certificate path"),
     ],

@@ -16,7 +16,8 @@ CloudAccount.
 
 Login needs no client library (client_library.py): in a pod, the ServiceAccount token; else
 the kubeconfig, read by Kopf's own loader. Only a kubeconfig user that needs more (an exec
-plugin, an auth provider, relative file paths) is logged in through the `kubernetes` library.
+plugin, an auth provider, a token file, relative file paths) is logged in through the
+`kubernetes` library.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def in_cluster_login(
     )
 
 
-_PATH_KEYS: Final = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
+_PATH_KEYS: Final = ("certificate-authority", "client-certificate", "client-key")
 
 
 def _named(entries: list[dict[str, Any]], name: Any, key: str) -> dict[str, Any]:
@@ -182,6 +183,8 @@ def needs_client_library(kubeconfigs: list[dict[str, Any]]) -> str | None:
         return "an exec credential plugin"
     if "auth-provider" in user:
         return "an auth provider"
+    if "tokenFile" in user:
+        return "a token file"
     for key in _PATH_KEYS:
         path = user.get(key) or cluster.get(key)
         if path and not os.path.isabs(os.path.expanduser(str(path))):
