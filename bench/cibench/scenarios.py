@@ -56,7 +56,6 @@ class Config:
 
 
 CONFIGS = {
-    "smoke": Config("smoke", (10,), edits=50, drift_trials=2, steady_polls=2, converge_timeout=60),
     "quick": Config(
         "quick", (10, 100, 300), edits=50, drift_trials=4, steady_polls=3, converge_timeout=180
     ),

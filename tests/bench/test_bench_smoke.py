@@ -1,8 +1,8 @@
 """`make bench`'s smallest configuration (N = 10) end to end, so the benchmark code can't rot.
 
-Runs bench/run.py as `make bench` does (its own control plane, simulator and operator) and
-checks that the result file has every scenario's figures with sane values. No timing is
-asserted: the machine may be busy.
+Runs bench/run.py as `make bench` does, with `--sizes 10` (its own control plane, simulator
+and operator) and checks that the result file has every scenario's figures with sane values.
+No timing is asserted: the machine may be busy.
 """
 
 from __future__ import annotations
@@ -29,7 +29,16 @@ def smoke_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, 
         pytest.fail(str(err))  # a missing tool is a failure with directions, never a skip
     out = tmp_path_factory.mktemp("bench-results")
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--config", "smoke", "--out", str(out)],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--config",
+            "quick",
+            "--sizes",
+            "10",
+            "--out",
+            str(out),
+        ],
         env={**os.environ, "CLOUDINFER_K8S_BIN": str(bin_dir)},
         capture_output=True,
         text=True,
@@ -38,14 +47,14 @@ def smoke_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, 
         cwd=ROOT,
     )
     assert run.returncode == 0, f"bench/run.py failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
-    files = sorted(out.glob("*-smoke.json"))
+    files = sorted(out.glob("*-quick.json"))
     assert len(files) == 1, list(out.iterdir())
     return json.loads(files[0].read_text()), files[0], run.stdout
 
 
 def test_every_scenario_has_sane_figures(smoke_result: tuple[dict, Path, str]) -> None:
     result, _, _ = smoke_result
-    assert result["config"] == "smoke"
+    assert result["config"] == "quick"
     assert list(result["sizes"]) == ["10"]
     r = result["sizes"]["10"]
 
@@ -80,7 +89,7 @@ def test_every_scenario_has_sane_figures(smoke_result: tuple[dict, Path, str]) -
 
     drift = r["drift"]
     assert drift["missed"] == 0
-    assert drift["detect"]["count"] == drift["correct"]["count"] == drift["trials"] > 0
+    assert drift["detect"]["count"] == drift["correct"]["count"] == drift["trials"] == 4
     assert 0 < drift["correct"]["p50"] <= drift["correct"]["p99"]
     assert drift["throttled_total"] == 0
 
