@@ -28,14 +28,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
 
 
+FINAL_SWEEP = "test_no_credential_value_appears_in_any_captured_text"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Soak variants leave `make test` as deselected, not skipped (see soak.py)."""
-    if soak_enabled():
-        return
-    soak = [item for item in items if item.get_closest_marker("soak") is not None]
-    if soak:
-        config.hook.pytest_deselected(items=soak)
-        items[:] = [item for item in items if item.get_closest_marker("soak") is None]
+    """Soak variants leave `make test` as deselected, not skipped (see soak.py). The credential
+    sweep runs last of the session, so it reads every operator log the run wrote."""
+    if not soak_enabled():
+        soak = [item for item in items if item.get_closest_marker("soak") is not None]
+        if soak:
+            config.hook.pytest_deselected(items=soak)
+            items[:] = [item for item in items if item.get_closest_marker("soak") is None]
+    sweep = [item for item in items if item.name == FINAL_SWEEP]
+    items[:] = [item for item in items if item.name != FINAL_SWEEP] + sweep
 
 
 @pytest.fixture(scope="session")

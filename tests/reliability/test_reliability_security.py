@@ -91,7 +91,11 @@ def test_tls_is_verified_and_a_private_ca_is_trusted_only_via_ca_bundle_ref(
         scenario.ns, "acct", status="False", reason="CloudUnreachable", plural="cloudaccounts",
         timeout=30,
     )  # fmt: skip
-    assert "certificate" in refused["message"].lower(), refused
+    # Names the host and OpenSSL's reason, so a missing caBundleRef is obvious.
+    assert (
+        "TLS certificate verification failed for 127.0.0.1: unable to get local issuer certificate"
+        in refused["message"]
+    ), refused
     assert handle.sim.control.journal() == {} or not writes(handle, "ModifyModelService")
 
     scenario.kube.core.create_namespaced_config_map(
