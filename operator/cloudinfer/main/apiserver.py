@@ -111,6 +111,17 @@ def bounded_session(info: kopf.ConnectionInfo, limiter: RequestLimiter) -> aioht
     )
 
 
+async def status_message(response: aiohttp.ClientResponse) -> str:
+    """The `message` of a Kubernetes Status reply, or the reason phrase."""
+    try:
+        body = await response.json(content_type=None)
+    except (ValueError, aiohttp.ClientError):
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        return str(body.get("message") or response.reason or "")
+    return str(response.reason or "")
+
+
 class ApiserverConnection:
     """The session and server of the latest login, for the operator's own requests (kube.py).
 

@@ -159,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=metrics.registry)
     handlers.State.settings = settings
-    handlers.State.runtime = Runtime(KubernetesAccess(), metrics)
+    kube = KubernetesAccess()
+    handlers.State.events = kube.events
+    handlers.State.runtime = Runtime(kube, metrics)
     asyncio.run(_run(settings))
     return 0
 

@@ -18,6 +18,7 @@ from cloudinfer.api.common import GROUP, VERSION
 from cloudinfer.api.conditions import FINALIZER, ConditionType, Reason
 from cloudinfer.cloud.errors import CloudError
 from cloudinfer.cloud.model import Phase, Stop
+from cloudinfer.main.events import EventPoster
 from cloudinfer.main.settings import Settings
 from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.claims import claimant_from, is_deleting
@@ -36,6 +37,7 @@ MAX_IDLE_SECONDS = 300.0
 # After an unexpected exception, retry the reconcile after this long.
 CRASH_BACKOFF_SECONDS = 10.0
 DELETE_RETRY_SECONDS = 5.0
+EVENT_FLUSH_SECONDS = 5.0
 
 
 class State:
@@ -43,6 +45,7 @@ class State:
 
     settings: Settings = Settings()
     runtime: Runtime | None = None
+    events: EventPoster | None = None
     reconcilers: dict[tuple[str, str], ServiceReconciler] = {}  # noqa: RUF012
 
 
@@ -59,7 +62,7 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="cloudinfer.dev", key="last-handled-configuration"
     )
-    # Only our explicit events reach Kubernetes; handler chatter stays in the logs.
+    # Our own events go through events.py; Kopf posts only its warnings about a handler.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 270
     if State.settings.standalone:
@@ -67,6 +70,13 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     else:
         settings.peering.name = State.settings.peering_name
         settings.peering.priority = State.settings.priority
+
+
+@kopf.on.cleanup()
+async def flush_events(**_: Any) -> None:
+    """Events queued at shutdown (the last cloud writes') get a few seconds to go out."""
+    if State.events is not None:
+        await State.events.flush(EVENT_FLUSH_SECONDS)
 
 
 @kopf.on.probe(id="services")

@@ -3,7 +3,8 @@
 The calls share Kopf's aiohttp session (apiserver.py), so they need no client library and
 no threads, and they count against the same bound on requests in flight. Secrets are read
 on demand (get, never list or watch), so a rotated Secret takes effect at the next
-observation and the operator needs only `get` on Secrets.
+observation and the operator needs only `get` on Secrets. Events are posted in order by one
+task (events.py).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import aiohttp
-import kopf
 
 from cloudinfer.api.common import GROUP, VERSION
-from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection
+from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection, status_message
+from cloudinfer.main.events import EventPoster
 
 NOT_FOUND: Final = 404
 REQUEST_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10)
@@ -38,22 +39,14 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-async def _status_message(response: aiohttp.ClientResponse) -> str:
-    """The `message` of a Kubernetes Status reply, or the reason phrase."""
-    try:
-        body = await response.json(content_type=None)
-    except (ValueError, aiohttp.ClientError):
-        body = None
-    if isinstance(body, dict) and body.get("kind") == "Status":
-        return str(body.get("message") or response.reason or "")
-    return str(response.reason or "")
-
-
 class KubernetesAccess:
     """Implements cloudinfer.reconcile.runtime.KubeAccess."""
 
-    def __init__(self, connection: ApiserverConnection = CONNECTION) -> None:
+    def __init__(
+        self, connection: ApiserverConnection = CONNECTION, events: EventPoster | None = None
+    ) -> None:
         self._connection = connection
+        self.events = events or EventPoster(connection)
 
     async def _call(
         self, method: str, path: str, *, merge_patch: Mapping[str, Any] | None = None
@@ -71,7 +64,7 @@ class KubernetesAccess:
             if response.status == NOT_FOUND:
                 return None
             if response.status >= 400:
-                raise KubeApiError(method, path, response.status, await _status_message(response))
+                raise KubeApiError(method, path, response.status, await status_message(response))
             body = await response.json(content_type=None)
         if not isinstance(body, dict):
             raise KubeApiError(method, path, response.status, "the reply is not a JSON object")
@@ -105,4 +98,4 @@ class KubernetesAccess:
         await self._call("PATCH", path, merge_patch={"status": dict(patch)})
 
     def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        kopf.event(body, type=type_, reason=reason, message=message[:1024])  # type: ignore[arg-type]
+        self.events.post(body, type_, reason, message)
