@@ -58,6 +58,8 @@ class Scenario:
         self.handles: list[CloudAccountHandle] = []
         self.by_account: dict[str, CloudAccountHandle] = {}
         self.baseline: dict[str, tuple[int, str]] | None = None
+        self.spec_changes: list[str] = []
+        """Spec changes found before a user edit moved the baseline on."""
         self.sampler = GenerationSampler(kube, self.ns)
         kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.ns)))
         self.sampler.start()
@@ -98,7 +100,19 @@ class Scenario:
         operator.stop(sig)
 
     def freeze_specs(self) -> None:
-        """The specs as the user left them: the operator must not change them from here on."""
+        """The specs as the user left them: the operator must not change them from here on.
+        What it changed up to now is kept for the final check."""
+        current = spec_snapshot(self.kube, self.ns)
+        if self.baseline is not None:
+            self.spec_changes += spec_violations(self.baseline, current)
+        self.baseline = current
+
+    def edit(self, name: str, patch: Mapping[str, Any], plural: str = "inferenceservices") -> None:
+        """A user's edit (a merge patch): specs are checked up to it, then it is the baseline."""
+        self.freeze_specs()
+        self.kube.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.ns, plural, name, dict(patch)
+        )
         self.baseline = spec_snapshot(self.kube, self.ns)
 
     # -- evidence ----------------------------------------------------------------------------
@@ -126,7 +140,7 @@ class Scenario:
         self.sampler.stop()
         found["duplicate writes"] = [v for h in self.handles for v in duplicate_write_violations(h)]
         found["write rate"] = [v for h in self.handles for v in write_rate_violations(h)]
-        found["spec untouched"] = spec_violations(
+        found["spec untouched"] = self.spec_changes + spec_violations(
             self.baseline or {}, spec_snapshot(self.kube, self.ns)
         )
         found["observedGeneration monotonic"] = self.sampler.violations()

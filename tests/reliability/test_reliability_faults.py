@@ -162,8 +162,7 @@ def test_resource_in_use_during_a_transition(scenario: Scenario) -> None:
         return scaled and control.service(svc0)["internal"]["status"] in {"Pending", "Waiting"}
 
     wait_until(svc0_mid_transition, what="svc0 mid-transition after its first accepted scale")
-    scenario.kube.patch_service(scenario.ns, "svc0", {"spec": {"replicas": 3}})
-    scenario.freeze_specs()
+    scenario.edit("svc0", {"spec": {"replicas": 3}})
     scenario.finish(expected)
     assert len(_errors(handle, "ResourceInUse")) >= 3
     scales = writes(handle, "ModifyModelService")
@@ -195,8 +194,7 @@ def test_endpoint_down_then_back(scenario: Scenario, down_seconds: float) -> Non
 
         running.stop()
         down_at = time.monotonic()
-        scenario.kube.patch_service(scenario.ns, "svc0", {"spec": {"replicas": 4}})
-        scenario.freeze_specs()
+        scenario.edit("svc0", {"spec": {"replicas": 4}})
         account = scenario.kube.wait_condition(
             scenario.ns, "acct", status="False", reason="CloudUnreachable",
             plural="cloudaccounts", timeout=20,

@@ -41,8 +41,7 @@ def test_sigkill_mid_convergence_and_restart(scenario: Scenario) -> None:
     before = len(writes(handle, "ScaleService"))
     assert before < 8, "the kill came too late to test anything"
     # A user edit while no operator runs.
-    scenario.kube.patch_service(scenario.ns, "svc7", {"spec": {"replicas": 3}})
-    scenario.freeze_specs()
+    scenario.edit("svc7", {"spec": {"replicas": 3}})
     scenario.operator()
     scenario.finish(expected, timeout=120)
     by_service: dict[str, list[int]] = {}
@@ -109,8 +108,7 @@ def test_etcd_restarted_during_reconciliation(scenario: Scenario, cluster: Clust
     assert before < SERVICES - 2, "the restart came too late to test anything"
     # Cloud writes go on while status writes fail: the in-memory journal must keep them.
     print(f"etcd out for {outage:.1f}s; scales before: {before}, during the outage: {during}")
-    scenario.kube.patch_service(scenario.ns, "svc7", {"spec": {"replicas": 3}})
-    scenario.freeze_specs()
+    scenario.edit("svc7", {"spec": {"replicas": 3}})
     scenario.finish(expected, timeout=120)
     assert time.monotonic() - back < 45, "convergence stalled after the restart"
     by_service: dict[str, list[int]] = {}
@@ -157,8 +155,7 @@ def test_two_peered_replicas_only_one_writes(scenario: Scenario) -> None:
 
     # The active replica leaves cleanly (SIGTERM drops its peering record); the other resumes.
     scenario.stop_operator(high)
-    scenario.kube.patch_service(scenario.ns, "svc0", {"spec": {"replicas": 5}})
-    scenario.freeze_specs()
+    scenario.edit("svc0", {"spec": {"replicas": 5}})
     scenario.finish(expected, timeout=60)
     assert low.log_path.read_text().count("cloud write:") == 1
     assert [w["params"]["Replicas"] for w in writes(handle, "ModifyModelService")][-1] == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -104,11 +105,9 @@ def test_tls_is_verified_and_a_private_ca_is_trusted_only_via_ca_bundle_ref(
             metadata=client.V1ObjectMeta(name="ca"), data={"ca.crt": tls_sim.ca_pem}
         ),
     )
-    scenario.kube.custom.patch_namespaced_custom_object(
-        GROUP, VERSION, scenario.ns, "cloudaccounts", "acct",
-        {"spec": {"caBundleRef": {"name": "ca", "key": "ca.crt"}}},
-    )  # fmt: skip
-    scenario.freeze_specs()
+    scenario.edit(
+        "acct", {"spec": {"caBundleRef": {"name": "ca", "key": "ca.crt"}}}, plural="cloudaccounts"
+    )
     scenario.kube.wait_condition(
         scenario.ns, "acct", reason="CredentialsVerified", plural="cloudaccounts", timeout=30
     )
@@ -123,6 +122,7 @@ def test_an_account_in_another_namespace_cannot_be_used(scenario: Scenario, rkub
         handle = scenario.account("baidu")  # CloudAccount "acct" in the scenario's namespace
         service_id = handle.add_service(name="chat", replicas=1)
         rkube.create_service(other, "thief", {"serviceId": service_id, "replicas": 3})
+        created = rkube.get(other, "thief")
         scenario.service("owner", {"serviceId": service_id, "replicas": 1})
         scenario.operator("--namespace", other)
         blocked = rkube.wait_condition(
@@ -133,6 +133,14 @@ def test_an_account_in_another_namespace_cannot_be_used(scenario: Scenario, rkub
         time.sleep(2)
         assert rkube.condition(other, "thief")["reason"] == "AccountNotReady"
         assert writes(handle, "ScaleService") == [], "a foreign namespace's spec reached the cloud"
+        # The scenario's invariants watch its own namespace; the other one gets the same checks.
+        thief = rkube.get(other, "thief")
+        assert (thief["metadata"]["generation"], thief["spec"]) == (
+            created["metadata"]["generation"],
+            created["spec"],
+        ), thief
+        assert thief["status"]["observedGeneration"] == created["metadata"]["generation"], thief
+        assert leak_violations([handle.secret], {"thief": json.dumps(thief)}) == []
     finally:
         # The operator still runs: it releases its finalizer, then the namespace can go.
         rkube.custom.delete_namespaced_custom_object(
