@@ -1,5 +1,6 @@
-"""Events posted by the operator itself (events.py): timestamps the apiserver accepts, order,
-one post in flight, a bounded queue, failures logged and never raised.
+"""Events posted by the operator itself (events.py): timestamps and message lengths the
+apiserver accepts, order, one post in flight, retries in place, a bounded queue, failures
+logged and never raised.
 
 The poster runs against an aiohttp server on loopback for order, concurrency and failures, and
 against the real apiserver for what it accepts (it refuses Kopf's own timestamps once in a
@@ -22,7 +23,7 @@ from aiohttp import web
 from kubernetes import client
 
 from cloudinfer.main.apiserver import ApiserverConnection, RequestLimiter, bounded_session
-from cloudinfer.main.events import EventPoster, event_body, micro_time, wall_time
+from cloudinfer.main.events import EventPoster, event_body, micro_time, shorten, wall_time
 from support import Cluster
 
 UTC = datetime.UTC
@@ -62,6 +63,24 @@ def test_timestamps_have_the_api_types_formats(
     assert (micro_time(when), wall_time(when)) == (micro, wall)
 
 
+@pytest.mark.parametrize(
+    ("message", "limit", "expected"),
+    [
+        ("short", 1024, "short"),
+        ("x" * 1024, 1024, "x" * 1024),
+        ("x" * 1025, 1024, "x" * 1021 + "..."),
+        # Three bytes a character: cut on a character boundary, never mid-character.
+        ("服务状态不支持扩缩容", 12, "服务状..."),
+        ("服务状态不支持扩缩容", 13, "服务状..."),
+        ("ab服务", 7, "ab..."),
+    ],
+    ids=["fits", "exactly", "one-over", "cjk", "cjk-between", "mixed"],
+)
+def test_messages_are_cut_to_the_apis_byte_limit(message: str, limit: int, expected: str) -> None:
+    assert shorten(message, limit) == expected
+    assert len(shorten(message, limit).encode()) <= limit
+
+
 def test_an_event_names_the_object_and_keeps_messages_under_the_apis_limit() -> None:
     body = event_body(
         service(), "Warning", "CloudWrite", "x" * 5000, when=ON_THE_SECOND, instance="pod-1"
@@ -75,6 +94,8 @@ def test_an_event_names_the_object_and_keeps_messages_under_the_apis_limit() -> 
     }
     assert body["metadata"] == {"generateName": "chat.", "namespace": "a"}
     assert len(body["message"]) == 1024 and body["message"].endswith("...")
+    chinese = event_body(service(), "Warning", "X", "服务" * 1000, when=ON_THE_SECOND, instance="i")
+    assert len(chinese["message"].encode()) <= 1024
     assert (body["type"], body["reason"], body["count"]) == ("Warning", "CloudWrite", 1)
     assert body["eventTime"] == "2026-12-02T14:00:55.000000Z"
     assert body["reportingInstance"] == "pod-1"
@@ -91,6 +112,9 @@ class FakeEvents:
     most_in_flight: int = 0
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     refuse: set[str] = field(default_factory=set)
+    unavailable: dict[str, int] = field(default_factory=dict)
+    """reason -> how many more posts of it get a 503."""
+    attempts: list[str] = field(default_factory=list)
 
 
 @asynccontextmanager
@@ -105,6 +129,10 @@ async def events_server() -> AsyncIterator[FakeEvents]:
             await server.gate.wait()
             await asyncio.sleep(0.005)
             body = await request.json()
+            server.attempts.append(body["reason"])
+            if server.unavailable.get(body["reason"], 0) > 0:
+                server.unavailable[body["reason"]] -= 1
+                return web.json_response({"kind": "Status", "code": 503}, status=503)
             if body["reason"] in server.refuse:
                 status = {"kind": "Status", "code": 422, "message": "Event is invalid: reason"}
                 return web.json_response(status, status=422)
@@ -137,7 +165,9 @@ def run_with_poster(
             connection = ApiserverConnection()
             async with bounded_session(info, RequestLimiter()) as session:
                 connection.replace(session, server.url)
-                poster = EventPoster(connection, max_queued=max_queued, instance="test")
+                poster = EventPoster(
+                    connection, max_queued=max_queued, instance="test", retry_delays=(0.01,) * 3
+                )
                 return await scenario(poster, server)
 
     return asyncio.run(main())
@@ -191,6 +221,37 @@ def test_a_refused_event_is_logged_with_the_apiservers_reason_and_the_rest_go_on
     ) in caplog.text
 
 
+def test_a_post_the_apiserver_cannot_take_now_is_retried_in_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario(poster: EventPoster, server: FakeEvents) -> tuple[list[str], list[str]]:
+        server.unavailable["Flaky"] = 2  # two 503s, then taken
+        server.unavailable["Down"] = 10  # more 503s than attempts
+        poster.post(service(), "Normal", "Flaky", "first")
+        poster.post(service(), "Normal", "After", "second")
+        poster.post(service(), "Normal", "Down", "lost")
+        poster.post(service(), "Normal", "Last", "third")
+        await poster.flush(10)
+        return [e["message"] for e in server.received], server.attempts
+
+    with caplog.at_level(logging.WARNING, logger="cloudinfer.main.events"):
+        received, attempts = run_with_poster(scenario)
+    assert received == ["first", "second", "third"], "order kept across the retries"
+    assert attempts == ["Flaky"] * 3 + ["After"] + ["Down"] * 4 + ["Last"]
+    assert "could not post event Normal Down about InferenceService a/chat: HTTP 503" in caplog.text
+
+
+def test_events_about_objects_without_a_namespace_are_not_posted() -> None:
+    async def scenario(poster: EventPoster, server: FakeEvents) -> list[str]:
+        cluster_scoped = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}
+        poster.post(cluster_scoped, "Normal", "Nope", "dropped")
+        poster.post(service(), "Normal", "Yes", "posted")
+        await poster.flush(10)
+        return [e["reason"] for e in server.received]
+
+    assert run_with_poster(scenario) == ["Yes"]
+
+
 def test_flush_gives_up_after_its_time_and_stops_posting(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario(poster: EventPoster, server: FakeEvents) -> tuple[float, list[str]]:
         server.gate.clear()
@@ -200,7 +261,7 @@ def test_flush_gives_up_after_its_time_and_stops_posting(caplog: pytest.LogCaptu
         await poster.flush(0.3)
         waited = asyncio.get_running_loop().time() - started
         server.gate.set()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # a poster still running would post "queued" within ms
         return waited, [e["message"] for e in server.received]
 
     with caplog.at_level(logging.WARNING, logger="cloudinfer.main.events"):

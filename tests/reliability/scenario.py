@@ -108,12 +108,17 @@ class Scenario:
         self.baseline = current
 
     def edit(self, name: str, patch: Mapping[str, Any], plural: str = "inferenceservices") -> None:
-        """A user's edit (a merge patch): specs are checked up to it, then it is the baseline."""
+        """A user's edit (a merge patch): specs are checked up to it; then the edited object,
+        as the patch left it, joins the baseline (the others keep theirs)."""
         self.freeze_specs()
-        self.kube.custom.patch_namespaced_custom_object(
+        edited = self.kube.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.ns, plural, name, dict(patch)
         )
-        self.baseline = spec_snapshot(self.kube, self.ns)
+        assert self.baseline is not None
+        self.baseline[f"{plural}/{name}"] = (
+            int(edited["metadata"]["generation"]),
+            json.dumps(edited.get("spec"), sort_keys=True),
+        )
 
     # -- evidence ----------------------------------------------------------------------------
 

@@ -144,37 +144,44 @@ def test_malformed_truncated_and_html_replies(scenario: Scenario) -> None:
     assert len(_errors(handle, "fault:html")) >= 2
 
 
+TRANSITION_SECONDS = 6.0
+"""Long enough that the test sees the transition it edits in, on a busy machine."""
+
+
 def test_resource_in_use_during_a_transition(scenario: Scenario) -> None:
     """The cloud answers "busy" to the first scales (injected), then a user changes replicas
     again while the cloud is mid-transition: the operator waits, then sends each target once."""
-    handle = scenario.account("tencent")
-    expected = _services(scenario, handle, 2)
-    handle.sim.control.inject(
-        "ModifyModelService", code="ResourceInUse", count=3, account=handle.name
-    )
-    svc0 = scenario.kube.get(scenario.ns, "svc0")["spec"]["serviceId"]
-    control = handle.sim.control
-    scenario.operator()
+    slow = {**FAST_SIM, "scale_seconds": TRANSITION_SECONDS}
+    running = serve_in_thread(make_sim("tencent", seed=12, settings=SimSettings(**slow)))
+    try:
+        handle = scenario.account("tencent", sim=running)
+        expected = _services(scenario, handle, 2)
+        control = handle.sim.control
+        control.inject("ModifyModelService", code="ResourceInUse", count=3, account=handle.name)
+        svc0 = scenario.kube.get(scenario.ns, "svc0")["spec"]["serviceId"]
+        scenario.operator()
 
-    def svc0_mid_transition() -> bool:
+        def svc0_mid_transition() -> bool:
+            scales = writes(handle, "ModifyModelService")
+            scaled = any(w["params"]["ServiceId"] == svc0 for w in scales)
+            status = control.service(svc0)["internal"]["status"]
+            return scaled and status in {"Pending", "Waiting"}
+
+        wait_until(svc0_mid_transition, what="svc0 mid-transition after its first accepted scale")
+        scenario.edit("svc0", {"spec": {"replicas": 3}})
+        scenario.finish(expected)
+        assert len(_errors(handle, "ResourceInUse")) >= 3
         scales = writes(handle, "ModifyModelService")
-        scaled = any(w["params"]["ServiceId"] == svc0 for w in scales)
-        return scaled and control.service(svc0)["internal"]["status"] in {"Pending", "Waiting"}
-
-    wait_until(svc0_mid_transition, what="svc0 mid-transition after its first accepted scale")
-    scenario.edit("svc0", {"spec": {"replicas": 3}})
-    scenario.finish(expected)
-    assert len(_errors(handle, "ResourceInUse")) >= 3
-    scales = writes(handle, "ModifyModelService")
-    targets = sorted((w["params"]["ServiceId"], w["params"]["Replicas"]) for w in scales)
-    assert len({t[0] for t in targets}) == 2
-    # svc0: its first target, then 3, each once; the 3 only after the transition (2 s) ended,
-    # so the cloud never had to refuse it as busy.
-    svc0_scales = sorted(
-        (w for w in scales if w["params"]["ServiceId"] == svc0), key=lambda w: float(w["time"])
-    )
-    assert [w["params"]["Replicas"] for w in svc0_scales] == [2, 3], svc0_scales
-    assert svc0_scales[1]["time"] - svc0_scales[0]["time"] >= 2.0, svc0_scales
+        assert len({w["params"]["ServiceId"] for w in scales}) == 2
+        # svc0: its first target, then 3, each once; the 3 only after the transition ended,
+        # so the cloud never had to refuse it as busy.
+        svc0_scales = sorted(
+            (w for w in scales if w["params"]["ServiceId"] == svc0), key=lambda w: float(w["time"])
+        )
+        assert [w["params"]["Replicas"] for w in svc0_scales] == [2, 3], svc0_scales
+        assert svc0_scales[1]["time"] - svc0_scales[0]["time"] >= TRANSITION_SECONDS, svc0_scales
+    finally:
+        running.stop()
 
 
 @pytest.mark.parametrize(

@@ -140,7 +140,11 @@ def test_an_account_in_another_namespace_cannot_be_used(scenario: Scenario, rkub
             created["spec"],
         ), thief
         assert thief["status"]["observedGeneration"] == created["metadata"]["generation"], thief
-        assert leak_violations([handle.secret], {"thief": json.dumps(thief)}) == []
+        other_events = "\n".join(
+            f"{e.reason} {e.message} {e.involved_object.name}" for e in rkube.events(other)
+        )
+        texts = {"thief": json.dumps(thief), "events in the other namespace": other_events}
+        assert leak_violations([handle.secret], texts) == []
     finally:
         # The operator still runs: it releases its finalizer, then the namespace can go.
         rkube.custom.delete_namespaced_custom_object(

@@ -77,8 +77,9 @@ Roles. Every rule names the code path that needs it; keep the verbs minimal.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get"]
-# Events on InferenceServices and CloudAccounts: Kopf posts each core/v1 Event as a new
-# object (create only; it never updates or aggregates one, nor uses events.k8s.io).
+# Events on InferenceServices and CloudAccounts: the operator (and Kopf, for its handler
+# warnings) posts each core/v1 Event as a new object (create only; never updated or
+# aggregated, no events.k8s.io).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

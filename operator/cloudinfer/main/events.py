@@ -2,22 +2,25 @@
 
 Kopf's poster writes `eventTime` with `isoformat()`, which drops the fraction when the
 microseconds are 0, and the apiserver refuses such a MicroTime ("cannot parse +00:00 as
-.000000"): one `CloudWrite` event in ~3,000 was lost that way (bench/README.md). Here every
-timestamp is formatted as its API type requires.
+.000000"). That is one event in a million, and it happened: one of 3,061 `CloudWrite` events
+of a benchmark run was lost (bench/README.md). Here every timestamp has its API type's format.
 
 A single task posts from a bounded queue, so a burst of events (one per cloud write, 20 a
-second per account) holds one apiserver connection, not one each. When the apiserver is down
-the queue fills, and the oldest event is dropped (and counted in the log) rather than the
-operator's memory growing. At shutdown what is queued gets a few seconds to go out.
+second per account) holds one apiserver connection, not one each. A post the apiserver could
+not take now (no connection, a timeout, 429, 5xx) is retried with backoff, as Kopf did, while
+newer events wait behind it; when the queue is full the oldest waiting event is dropped (and
+counted in the log) rather than memory growing. A refusal (400, 403, 422) is not retried. At
+shutdown what is queued gets a few seconds to go out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -27,9 +30,16 @@ from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection, status_me
 
 COMPONENT: Final = "cloudinfer-operator"
 MAX_QUEUED: Final = 1000
-MAX_MESSAGE: Final = 1024
-"""Characters of an event's message (the apiserver refuses more than 1 KiB as `note`)."""
+MAX_MESSAGE_BYTES: Final = 1024
+"""The apiserver refuses an event message over 1,024 bytes (UTF-8: cloud errors in Chinese
+reach that at ~340 characters)."""
 POST_TIMEOUT: Final = aiohttp.ClientTimeout(total=10, sock_connect=5)
+RETRY_DELAYS: Final = (1.0, 2.0, 4.0, 8.0, 16.0)
+"""Seconds between attempts of one post (31 s in all, about Kopf's 54 s)."""
+TOO_MANY_REQUESTS: Final = 429
+SERVER_ERROR: Final = 500
+LOG_EVERY: Final = 100
+"""After the first, one warning per this many dropped or lost events."""
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +54,21 @@ def wall_time(when: datetime.datetime) -> str:
     return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def shorten(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """`message` within `limit` UTF-8 bytes, cut on a character boundary, marked by "..."."""
+    encoded = message.encode()
+    if len(encoded) <= limit:
+        return message
+    return encoded[: limit - 3].decode(errors="ignore") + "..."
+
+
 def event_body(
     involved: Mapping[str, Any], type_: str, reason: str, message: str, *,
     when: datetime.datetime, instance: str,
 ) -> dict[str, Any]:  # fmt: skip
-    """A core/v1 Event about the object whose body is `involved`."""
+    """A core/v1 Event about the namespaced object whose body is `involved`."""
     meta = involved.get("metadata") or {}
-    namespace = str(meta.get("namespace") or "default")
-    if len(message) > MAX_MESSAGE:
-        message = message[: MAX_MESSAGE - 3] + "..."
+    namespace = str(meta.get("namespace") or "")
     return {
         "apiVersion": "v1",
         "kind": "Event",
@@ -66,7 +82,7 @@ def event_body(
         },
         "type": type_,
         "reason": reason,
-        "message": message,
+        "message": shorten(message),
         "action": reason,
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
@@ -78,39 +94,56 @@ def event_body(
     }
 
 
+class _Retry(Exception):
+    """The apiserver could not take the post now; `problem` says why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
 class EventPoster:
     """Posts Events in order from one task; `post` never blocks and never raises."""
 
     def __init__(
         self, connection: ApiserverConnection = CONNECTION, *, max_queued: int = MAX_QUEUED,
-        instance: str | None = None,
+        instance: str | None = None, retry_delays: Sequence[float] = RETRY_DELAYS,
         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:  # fmt: skip
         self._connection = connection
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=max_queued)
         self._task: asyncio.Task[None] | None = None
         self._instance = instance or socket.gethostname()[:128]
+        self._retry_delays = tuple(retry_delays)
         self._clock = clock
         self.dropped = 0
+        """Events pushed out of a full queue."""
         self.failed = 0
+        """Events refused, or not taken after every retry."""
         self.posted = 0
 
     def post(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         body = event_body(
             involved, type_, reason, message, when=self._clock(), instance=self._instance
         )
+        if not body["metadata"]["namespace"]:
+            log.debug("no %s event: %s is not namespaced", reason, involved.get("kind"))
+            return
         if self._queue.full():
             self._queue.get_nowait()
             self._queue.task_done()
             self.dropped += 1
-            if self.dropped == 1 or self.dropped % 100 == 0:
+            if self.dropped == 1 or self.dropped % LOG_EVERY == 0:
                 log.warning(
                     "%d events dropped so far: the apiserver is not taking them as fast "
                     "as they come (queue of %d)", self.dropped, self._queue.maxsize,
                 )  # fmt: skip
         self._queue.put_nowait(body)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="events")
+            # A context of its own: not the first poster's Kopf context, for the process's life.
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="events", context=contextvars.Context()
+            )
 
     async def flush(self, seconds: float) -> None:
         """Wait up to `seconds` for the queue to empty, then stop posting."""
@@ -126,29 +159,51 @@ class EventPoster:
         while True:
             body = await self._queue.get()
             try:
-                await self._send(body)
+                problem = await self._deliver(body)
             except Exception as error:  # one bad event must not stop the rest
-                self.failed += 1
-                log.warning("could not post event %s: %s", body.get("reason"), type(error).__name__)
+                problem = type(error).__name__
             finally:
                 self._queue.task_done()
+            if problem is not None:
+                self._lost(body, problem)
 
-    async def _send(self, body: dict[str, Any]) -> None:
-        namespace = body["metadata"]["namespace"]
-        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/events"
+    async def _deliver(self, body: dict[str, Any]) -> str | None:
+        """Post `body`, retrying what may pass later; None once posted, else why not."""
+        for delay in (*self._retry_delays, None):
+            try:
+                problem = await self._send(body)
+            except _Retry as retry:
+                if delay is None:
+                    return retry.problem
+                await asyncio.sleep(delay)
+                continue
+            if problem is None:
+                self.posted += 1
+            return problem
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, body: dict[str, Any]) -> str | None:
+        """None if the apiserver took it, the refusal if it never will; _Retry otherwise."""
+        path = f"/api/v1/namespaces/{quote(body['metadata']['namespace'], safe='')}/events"
         try:
             session, server = await self._connection.current()
             async with session.post(server + path, json=body, timeout=POST_TIMEOUT) as response:
                 if response.status < 400:
-                    self.posted += 1
-                    return
+                    return None
                 problem = f"HTTP {response.status}: {await status_message(response)}"
+                if response.status == TOO_MANY_REQUESTS or response.status >= SERVER_ERROR:
+                    raise _Retry(problem)
+                return problem
         except (aiohttp.ClientError, TimeoutError) as error:
-            problem = type(error).__name__
+            raise _Retry(type(error).__name__) from error
+
+    def _lost(self, body: dict[str, Any], problem: str) -> None:
         # Events are auxiliary: a lost one is logged, the work goes on.
         self.failed += 1
-        involved = body["involvedObject"]
-        log.warning(
-            "could not post event %s %s about %s %s/%s: %s", body["type"], body["reason"],
-            involved["kind"], namespace, involved["name"], problem[:300],
-        )  # fmt: skip
+        if self.failed == 1 or self.failed % LOG_EVERY == 0:
+            involved = body["involvedObject"]
+            log.warning(
+                "could not post event %s %s about %s %s/%s: %s (%d events lost so far)",
+                body["type"], body["reason"], involved["kind"], involved["namespace"],
+                involved["name"], problem[:300], self.failed,
+            )  # fmt: skip
