@@ -16,6 +16,7 @@ from aiohttp import web
 from yarl import URL
 
 from cloudinfer.main.apiserver import RequestLimiter, bounded_session, waits_for_a_slot
+from support import serve_on_loopback
 
 
 @dataclass
@@ -43,19 +44,11 @@ async def apiserver() -> AsyncIterator[Server]:
         finally:
             server.serving -= 1
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}"
-    try:
-        yield server
-    finally:
-        server.release_watches.set()
-        await runner.cleanup()
+    async with serve_on_loopback(handle) as server.url:
+        try:
+            yield server
+        finally:
+            server.release_watches.set()
 
 
 def _info(server: Server) -> kopf.ConnectionInfo:

@@ -24,7 +24,7 @@ from kubernetes import client
 
 from cloudinfer.main.apiserver import ApiserverConnection, RequestLimiter, bounded_session
 from cloudinfer.main.events import EventPoster, event_body, micro_time, shorten, wall_time
-from support import Cluster
+from support import Cluster, serve_on_loopback
 
 UTC = datetime.UTC
 ON_THE_SECOND = datetime.datetime(2026, 12, 2, 14, 0, 55, tzinfo=UTC)
@@ -142,18 +142,8 @@ async def events_server() -> AsyncIterator[FakeEvents]:
         finally:
             server.in_flight -= 1
 
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_on_loopback(handle) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 def run_with_poster(

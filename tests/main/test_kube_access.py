@@ -32,6 +32,7 @@ from cloudinfer.main.apiserver import (
     needs_client_library,
 )
 from cloudinfer.main.kube import KubeApiError, KubernetesAccess
+from support import serve_on_loopback
 
 SECRET_VALUE = "c2VjcmV0LWNhbmFyeS0xMjM0"  # base64 of a canary
 
@@ -70,18 +71,8 @@ async def apiserver() -> AsyncIterator[FakeApiserver]:
             return web.json_response({"kind": "InferenceService", "status": body["status"]})
         return web.json_response({"kind": "Status", "code": 404}, status=404)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_on_loopback(handle) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 def run_with_access(scenario: Any) -> Any:
