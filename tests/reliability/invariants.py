@@ -158,17 +158,18 @@ def write_rate_violations(handle: CloudAccountHandle) -> list[str]:
 # -- 4. no spec is modified by the operator ----------------------------------------------------
 
 
+def spec_entry(item: Mapping[str, Any]) -> tuple[int, str]:
+    """An object's (generation, spec), as spec_violations compares them."""
+    return int(item["metadata"].get("generation", 0)), json.dumps(item.get("spec"), sort_keys=True)
+
+
 def spec_snapshot(kube: Kube, namespace: str) -> dict[str, tuple[int, str]]:
     """(generation, spec) of every CR in the namespace, keyed by kind/name."""
     out = {}
     for plural in PLURALS:
         listed = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
         for item in listed["items"]:
-            meta = item["metadata"]
-            out[f"{plural}/{meta['name']}"] = (
-                int(meta.get("generation", 0)),
-                json.dumps(item.get("spec"), sort_keys=True),
-            )
+            out[f"{plural}/{item['metadata']['name']}"] = spec_entry(item)
     return out
 
 

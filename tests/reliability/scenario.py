@@ -19,6 +19,7 @@ from invariants import (
     duplicate_write_violations,
     health_violations,
     leak_violations,
+    spec_entry,
     spec_snapshot,
     spec_violations,
     wait_outcome,
@@ -115,10 +116,7 @@ class Scenario:
             GROUP, VERSION, self.ns, plural, name, dict(patch)
         )
         assert self.baseline is not None
-        self.baseline[f"{plural}/{name}"] = (
-            int(edited["metadata"]["generation"]),
-            json.dumps(edited.get("spec"), sort_keys=True),
-        )
+        self.baseline[f"{plural}/{name}"] = spec_entry(edited)
 
     # -- evidence ----------------------------------------------------------------------------
 
