@@ -26,6 +26,7 @@ import asyncio
 import os
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import aiohttp
 import kopf
@@ -109,6 +110,11 @@ def bounded_session(info: kopf.ConnectionInfo, limiter: RequestLimiter) -> aioht
         trust_env=info.trust_env,
         middlewares=(limiter,),
     )
+
+
+def path_segment(value: str) -> str:
+    """`value` as one URL path segment: a name with "/" in it cannot climb the path."""
+    return quote(value, safe="")
 
 
 async def status_message(response: aiohttp.ClientResponse) -> str:

@@ -22,11 +22,10 @@ import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import quote
 
 import aiohttp
 
-from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection, status_message
+from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection, path_segment, status_message
 
 COMPONENT: Final = "cloudinfer-operator"
 MAX_QUEUED: Final = 1000
@@ -184,7 +183,7 @@ class EventPoster:
 
     async def _send(self, body: dict[str, Any]) -> str | None:
         """None if the apiserver took it, the refusal if it never will; _Retry otherwise."""
-        path = f"/api/v1/namespaces/{quote(body['metadata']['namespace'], safe='')}/events"
+        path = f"/api/v1/namespaces/{path_segment(body['metadata']['namespace'])}/events"
         try:
             session, server = await self._connection.current()
             async with session.post(server + path, json=body, timeout=POST_TIMEOUT) as response:

@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import quote
 
 import aiohttp
 
 from cloudinfer.api.common import GROUP, VERSION
-from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection, status_message
+from cloudinfer.main.apiserver import (
+    CONNECTION,
+    ApiserverConnection,
+    path_segment,
+    status_message,
+)
 from cloudinfer.main.events import EventPoster
 
 NOT_FOUND: Final = 404
@@ -33,10 +37,6 @@ class KubeApiError(Exception):
     def __init__(self, method: str, path: str, status: int, message: str) -> None:
         super().__init__(f"{method} {path}: HTTP {status}: {message[:MAX_MESSAGE]}")
         self.status = status
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")
 
 
 class KubernetesAccess:
@@ -71,7 +71,7 @@ class KubernetesAccess:
         return body
 
     async def _data(self, resource: str, namespace: str, name: str) -> dict[str, str] | None:
-        path = f"/api/v1/namespaces/{_segment(namespace)}/{resource}/{_segment(name)}"
+        path = f"/api/v1/namespaces/{path_segment(namespace)}/{resource}/{path_segment(name)}"
         body = await self._call("GET", path)
         if body is None:
             return None
@@ -92,8 +92,8 @@ class KubernetesAccess:
         """A JSON merge patch of the status subresource; an object deleted meanwhile is
         nothing to report on."""
         path = (
-            f"/apis/{GROUP}/{VERSION}/namespaces/{_segment(namespace)}/{plural}/"
-            f"{_segment(name)}/status"
+            f"/apis/{GROUP}/{VERSION}/namespaces/{path_segment(namespace)}/{plural}/"
+            f"{path_segment(name)}/status"
         )
         await self._call("PATCH", path, merge_patch={"status": dict(patch)})
 
