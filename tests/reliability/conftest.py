@@ -17,7 +17,7 @@ from kubernetes import client
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from harness import Kube, start_simulators
-from scenario import LeakRegistry, Scenario
+from scenario import FIGURES, LeakRegistry, Scenario
 from soak import MARKER_HELP, soak_enabled
 
 from cloudsim.server import RunningSim
@@ -26,6 +26,14 @@ from support import Cluster
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Recovery times and the like are reported, not asserted (docs/reliability.md)."""
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 FINAL_SWEEP = "test_no_credential_value_appears_in_any_captured_text"

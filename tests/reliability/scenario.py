@@ -30,6 +30,15 @@ from kubernetes import client
 from cloudsim.server import RunningSim
 from support import Cluster
 
+FIGURES: list[str] = []
+"""Measured figures (recovery times): printed at the end of the run, never asserted, because
+a bound that a loaded 2-core machine misses is a timing lottery."""
+
+
+def report_figure(scenario: str, text: str) -> None:
+    FIGURES.append(f"{scenario}: {text}")
+    print(f"{scenario}: {text}")
+
 
 @dataclass
 class LeakRegistry:

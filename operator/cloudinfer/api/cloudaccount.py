@@ -153,7 +153,8 @@ class CloudAccountSpec(ApiModel):
         ge=MIN_ACTIVE_POLL_INTERVAL_SECONDS,
         le=MAX_POLL_INTERVAL_SECONDS,
         description="Seconds between observations while a service is transitioning or has a "
-        "pending change; at least four times as long as the last observation took.",
+        "pending change; at least four times as long as the last list took, and never longer than "
+        "pollIntervalSeconds.",
     )
 
 

@@ -262,12 +262,14 @@ class AccountObserver:
         except ValidationError as err:
             await self._account_status(body, generation, False, Reason.INVALID_SPEC, _brief(err))
             return 60.0
-        started = self._last_started = time.monotonic()
-        # The list may start before one of our writes and end after it: the observation is
-        # as old as its start, or the write would look observed and be repeated.
-        listed_at = _now()
         try:
             config, provider = await self._configure(name, namespace, spec)
+            # Timed from here, not before the Secret read: during an etcd outage that read
+            # waits for etcd, and counting it made the next active poll come a minute late.
+            started = self._last_started = time.monotonic()
+            # The list may start before one of our writes and end after it: the observation
+            # is as old as its start, or the write would look observed and be repeated.
+            listed_at = _now()
             try:
                 listed = await provider.list_services(config.account)
             except ValidationError as invalid:  # a reply the parser let through, the model not
@@ -284,7 +286,8 @@ class AccountObserver:
                 body, generation, False, error_reason(err), error_message(err)
             )
             return min(float(spec.poll_interval_seconds), ERROR_BACKOFF_SECONDS * 4)
-        self.metrics.observe_seconds.labels(spec.provider).observe(time.monotonic() - started)
+        listing_took = time.monotonic() - started
+        self.metrics.observe_seconds.labels(spec.provider).observe(listing_took)
         fresh = {service.service_id: service for service in listed}
         changed = {
             sid
@@ -306,9 +309,10 @@ class AccountObserver:
             body, generation, True, Reason.CREDENTIALS_VERIFIED,
             f"listed {len(fresh)} services", services_seen=len(fresh),
         )  # fmt: skip
-        took = time.monotonic() - started
-        self._active_delay = max(
-            float(spec.active_poll_interval_seconds), took / ACTIVE_POLL_DUTY_CYCLE
+        # Never slower than the steady interval, however long a list took.
+        self._active_delay = min(
+            float(spec.poll_interval_seconds),
+            max(float(spec.active_poll_interval_seconds), listing_took / ACTIVE_POLL_DUTY_CYCLE),
         )
         if self._active or transitioning:
             return self._active_delay
