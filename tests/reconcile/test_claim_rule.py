@@ -45,7 +45,9 @@ from cloudinfer.reconcile.claims import (
     owner_of,
 )
 from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.runtime import Runtime, ServiceReconciler, Snapshot
+from cloudinfer.reconcile.observer import Snapshot
+from cloudinfer.reconcile.reconciler import ServiceReconciler
+from cloudinfer.reconcile.runtime import Runtime
 
 T0 = datetime.datetime(2026, 5, 10, 8, 0, 0, tzinfo=datetime.UTC)
 ID_A: Identity = ("tencent", "http://sim", "ap-guangzhou", "AKIDa", "", "")

@@ -17,7 +17,9 @@ from cloudinfer.cloud.provider import Account
 from cloudinfer.cloud.tencent.parse import CAPABILITIES
 from cloudinfer.reconcile.accounts import AccountConfig
 from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.runtime import AccountObserver, Runtime, ServiceReconciler, Snapshot
+from cloudinfer.reconcile.observer import AccountObserver, Snapshot
+from cloudinfer.reconcile.reconciler import ServiceReconciler
+from cloudinfer.reconcile.runtime import Runtime
 
 NOW = datetime.datetime.now(datetime.UTC)
 

@@ -40,7 +40,7 @@ class KubeApiError(Exception):
 
 
 class KubernetesAccess:
-    """Implements cloudinfer.reconcile.runtime.KubeAccess."""
+    """Implements cloudinfer.reconcile.kube_access.KubeAccess."""
 
     def __init__(
         self, connection: ApiserverConnection = CONNECTION, events: EventPoster | None = None

@@ -36,7 +36,7 @@ from cloudinfer.cloud.model import (
     Stop,
     Support,
 )
-from cloudinfer.reconcile.windows import InvalidWindowError, Transition, evaluate
+from cloudinfer.reconcile.windows import InvalidWindowError, Transition, WindowState, evaluate
 
 # What each cloud's RPS limit applies to (clouds.md §5); converting scopes would silently
 # change meaning on every scale, so a mismatch is reported instead.
@@ -174,50 +174,93 @@ def _note(caps: Capabilities, target: ServiceField, default: str) -> str:
     return caps.notes.get(target, default)
 
 
-def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision table
-    """Decide what to do about one service. Pure: same inputs, same plan."""
-    spec, observed, now = inputs.spec, inputs.observed, inputs.now
-    caps = observed.capabilities
-    sid = observed.service_id
-    draft = _Draft()
+@dataclass(frozen=True)
+class _RunIntent:
+    """The run state the spec asks for now, and what the cloud will do about it itself."""
 
-    # ---- desired run state ------------------------------------------------------------------
-    schedule = spec.stop_schedule
-    window_state = None
+    want_stopped: bool
+    stop_reason: Reason | None
+    """Suspended or ScheduledStop when the spec wants the service stopped."""
+    windows: WindowState | None
+    stop_at: datetime.datetime | None
+    stop_at_native: bool
+    """The cloud schedules the one-shot stop itself."""
+    stop_at_passed: bool
+    cloud_stops_soon: bool
+    """A native stopAt has just passed: the cloud stops the service (maybe a few seconds
+    late), so the operator must not race it."""
+
+
+def plan(inputs: PlanInput) -> Plan:
+    """Decide what to do about one service. Pure: same inputs, same plan."""
+    draft = _Draft()
     try:
-        if schedule is not None and schedule.windows:
-            window_state = evaluate(list(schedule.windows), schedule.time_zone, now)
+        intent = _run_intent(inputs, draft)
     except InvalidWindowError as err:
         return _invalid(inputs, str(err))
+    if inputs.observed.phase is Phase.TRANSITIONING:
+        draft.waiting = True
+    run_state_change = _plan_run_state(inputs, intent, draft)
+    _plan_replicas(inputs, intent, draft)
+    # One run-state change at a time: the other fields follow once the cloud has settled.
+    if inputs.spec.rate_limit is not None and run_state_change is None:
+        _plan_rate_limit(inputs, draft)
+    # A passed native stop is the cloud's to fire (or has fired): never clear it.
+    if (
+        inputs.spec.stop_schedule is not None
+        and not inputs.observed.platform_stop
+        and run_state_change is None
+        and not (intent.stop_at_passed and intent.stop_at_native)
+    ):
+        _plan_schedule(inputs, draft, intent.stop_at if intent.stop_at_native else None)
+    next_transition = intent.windows.next_transition if intent.windows else None
+    return _finish(inputs, draft, intent.stop_reason, next_transition)
+
+
+def _run_intent(inputs: PlanInput, draft: _Draft) -> _RunIntent:
+    """Step 1: the desired run state from suspend, the windows and stopAt; the instants at
+    which it changes go into `draft.wake_at`. Raises InvalidWindowError."""
+    spec, now, caps = inputs.spec, inputs.now, inputs.observed.capabilities
+    schedule = spec.stop_schedule
+    windows = None
+    if schedule is not None and schedule.windows:
+        windows = evaluate(list(schedule.windows), schedule.time_zone, now)
+    inside_window = bool(windows and windows.inside)
     stop_at = schedule.stop_at if schedule is not None else None
     stop_at_native = _manageable(caps, ServiceField.SCHEDULE) and (caps.schedule is Support.NATIVE)
     stop_at_passed = stop_at is not None and stop_at <= now
-    want_stopped = spec.suspend or bool(window_state and window_state.inside) or stop_at_passed
-    # The cloud performs a native stopAt itself (maybe a few seconds late): don't race it.
+    want_stopped = spec.suspend or inside_window or stop_at_passed
     cloud_stops_soon = (
         stop_at is not None
         and stop_at_passed
         and stop_at_native
         and not spec.suspend
-        and not (window_state and window_state.inside)
+        and not inside_window
         and now - stop_at < NATIVE_STOP_GRACE
     )
     if cloud_stops_soon and stop_at is not None:
         draft.wake_at.append(stop_at + NATIVE_STOP_GRACE)
+    if windows and windows.next_transition:
+        draft.wake_at.append(windows.next_transition.at)
+    if stop_at is not None and not stop_at_passed:
+        draft.wake_at.append(stop_at)
     stop_reason = (
         Reason.SUSPENDED if spec.suspend else Reason.SCHEDULED_STOP if want_stopped else None
     )
-    if window_state and window_state.next_transition:
-        draft.wake_at.append(window_state.next_transition.at)
-    if stop_at is not None and not stop_at_passed:
-        draft.wake_at.append(stop_at)
+    return _RunIntent(
+        want_stopped, stop_reason, windows, stop_at, stop_at_native, stop_at_passed,
+        cloud_stops_soon,
+    )  # fmt: skip
 
-    transitioning = observed.phase is Phase.TRANSITIONING
-    if transitioning:
-        draft.waiting = True
 
+def _plan_run_state(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | None:
+    """Step 2: stop or resume, unless the platform holds the service, the cloud is about to
+    stop it itself, or someone else stopped it. Returns the change wanted (even if in flight)."""
+    observed = inputs.observed
+    caps, sid = observed.capabilities, observed.service_id
     is_stopped = observed.phase is Phase.STOPPED
-    run_state_change: Change | None = None
+    transitioning = observed.phase is Phase.TRANSITIONING
+    change: Change | None = None
     if observed.platform_stop:
         draft.blocked.append(
             Blocked(
@@ -227,11 +270,11 @@ def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision ta
                 "the cloud console, the operator will not restart it",
             )
         )
-    elif want_stopped and not is_stopped and cloud_stops_soon:
+    elif intent.want_stopped and not is_stopped and intent.cloud_stops_soon:
         draft.waiting = True
-    elif want_stopped and not is_stopped and not transitioning:
+    elif intent.want_stopped and not is_stopped and not transitioning:
         if _manageable(caps, ServiceField.STOP):
-            run_state_change = Stop(service_id=sid, reason=f"{stop_reason}: stop requested")
+            change = Stop(service_id=sid, reason=f"{intent.stop_reason}: stop requested")
         else:
             draft.unsupported(
                 ServiceField.STOP,
@@ -239,83 +282,79 @@ def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision ta
                 "stopping",
                 _note(caps, ServiceField.STOP, "the cloud has no stop action"),
             )
-    elif not want_stopped and is_stopped:
-        rhythm = window_state is not None  # windows own the run state
-        # A native one-shot stop the operator scheduled is the operator's stop too: moving
-        # stopAt into the future (or removing it) starts the service again.
-        scheduled_by_us = schedule is not None and any(
-            w.field is ServiceField.SCHEDULE and w.succeeded and w.stop_at and w.stop_at <= now
-            for w in inputs.recent_writes
-        )
-        if rhythm or scheduled_by_us or _operator_stopped_it(inputs):
-            if _manageable(caps, ServiceField.RESUME):
-                run_state_change = Resume(service_id=sid, reason="run state: start requested")
-            else:
-                draft.unsupported(
-                    ServiceField.RESUME,
-                    caps.resume,
-                    "starting",
-                    _note(caps, ServiceField.RESUME, "the cloud has no start action"),
-                )
-        else:
-            draft.blocked.append(
-                Blocked(
-                    ServiceField.RESUME,
-                    Reason.STOPPED_OUTSIDE_OPERATOR,
-                    "the service was stopped outside the operator; set suspend: true to keep "
-                    "it stopped, or start it in the cloud console",
-                )
-            )
-    if run_state_change is not None:
-        target = run_state_change.field
+    elif not intent.want_stopped and is_stopped:
+        change = _resume(inputs, intent, draft)
+    if change is not None:
+        target = change.field
         draft.drift.append(
-            FieldDrift(target, "Stopped" if want_stopped else "Running", observed.phase.value)
+            FieldDrift(
+                target, "Stopped" if intent.want_stopped else "Running", observed.phase.value
+            )
         )
         if _is_in_flight(inputs, target):
             draft.waiting = True
         else:
-            draft.changes.append(run_state_change)
+            draft.changes.append(change)
+    return change
 
-    # ---- field changes: only while the service runs and settles ------------------------------
-    settled_running = observed.phase is Phase.RUNNING and not want_stopped
-    if spec.replicas is not None:
-        have = observed.replicas.desired
-        if settled_running and have is not None and have != spec.replicas:
-            draft.drift.append(FieldDrift(ServiceField.REPLICAS, str(spec.replicas), str(have)))
-            if not _manageable(caps, ServiceField.REPLICAS):
-                draft.unsupported(
-                    ServiceField.REPLICAS,
-                    caps.replicas,
-                    "replicas",
-                    _note(caps, ServiceField.REPLICAS, "the cloud cannot scale this service"),
-                )
-            elif _is_in_flight(inputs, ServiceField.REPLICAS):
-                draft.waiting = True
-            else:
-                draft.changes.append(
-                    Scale(
-                        service_id=sid,
-                        replicas=spec.replicas,
-                        reason=f"replicas {have} -> {spec.replicas}",
-                    )
-                )
 
-    # One run-state change at a time: the other fields follow once the cloud has settled.
-    if spec.rate_limit is not None and run_state_change is None:
-        _plan_rate_limit(inputs, draft)
-
-    # A passed native stop is the cloud's to fire (or has fired): never clear it.
-    if (
-        schedule is not None
-        and not observed.platform_stop
-        and run_state_change is None
-        and not (stop_at_passed and stop_at_native)
-    ):
-        _plan_schedule(inputs, draft, stop_at if stop_at_native else None)
-
-    return _finish(
-        inputs, draft, stop_reason, window_state.next_transition if window_state else None
+def _resume(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | None:
+    """A stopped service the spec wants running: started again only if the operator (or a
+    window, which owns the rhythm) stopped it."""
+    caps, sid = inputs.observed.capabilities, inputs.observed.service_id
+    schedule = inputs.spec.stop_schedule
+    rhythm = intent.windows is not None  # windows own the run state
+    # A native one-shot stop the operator scheduled is the operator's stop too: moving
+    # stopAt into the future (or removing it) starts the service again.
+    scheduled_by_us = schedule is not None and any(
+        w.field is ServiceField.SCHEDULE and w.succeeded and w.stop_at and w.stop_at <= inputs.now
+        for w in inputs.recent_writes
     )
+    if not (rhythm or scheduled_by_us or _operator_stopped_it(inputs)):
+        draft.blocked.append(
+            Blocked(
+                ServiceField.RESUME,
+                Reason.STOPPED_OUTSIDE_OPERATOR,
+                "the service was stopped outside the operator; set suspend: true to keep "
+                "it stopped, or start it in the cloud console",
+            )
+        )
+        return None
+    if _manageable(caps, ServiceField.RESUME):
+        return Resume(service_id=sid, reason="run state: start requested")
+    draft.unsupported(
+        ServiceField.RESUME,
+        caps.resume,
+        "starting",
+        _note(caps, ServiceField.RESUME, "the cloud has no start action"),
+    )
+    return None
+
+
+def _plan_replicas(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> None:
+    """Step 3: replicas, only while the service runs and settles."""
+    spec, observed = inputs.spec, inputs.observed
+    caps, sid = observed.capabilities, observed.service_id
+    settled_running = observed.phase is Phase.RUNNING and not intent.want_stopped
+    have = observed.replicas.desired
+    if spec.replicas is None or not settled_running or have is None or have == spec.replicas:
+        return
+    draft.drift.append(FieldDrift(ServiceField.REPLICAS, str(spec.replicas), str(have)))
+    if not _manageable(caps, ServiceField.REPLICAS):
+        draft.unsupported(
+            ServiceField.REPLICAS,
+            caps.replicas,
+            "replicas",
+            _note(caps, ServiceField.REPLICAS, "the cloud cannot scale this service"),
+        )
+    elif _is_in_flight(inputs, ServiceField.REPLICAS):
+        draft.waiting = True
+    else:
+        draft.changes.append(
+            Scale(
+                service_id=sid, replicas=spec.replicas, reason=f"replicas {have} -> {spec.replicas}"
+            )
+        )
 
 
 def _plan_rate_limit(inputs: PlanInput, draft: _Draft) -> None:
