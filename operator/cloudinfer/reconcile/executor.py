@@ -15,17 +15,22 @@ from typing import Any
 from cloudinfer.api.conditions import Reason
 from cloudinfer.cloud.errors import CloudError, ThrottledError
 from cloudinfer.cloud.model import Change, ObservedService
-from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.kube_access import KubeAccess
+from cloudinfer.reconcile.ledger import LedgerEntry, target_of
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.observer import Snapshot
 from cloudinfer.reconcile.outcomes import error_message, error_reason
+from cloudinfer.reconcile.planner import FAILED_WRITE_BACKOFF
 
 logger = logging.getLogger("cloudinfer")
 
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+def _generation(body: Mapping[str, Any]) -> int:
+    return int(body.get("metadata", {}).get("generation", 0))
 
 
 def resource_name(body: Mapping[str, Any]) -> str:
@@ -53,10 +58,10 @@ class Warnings:
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """One write's result and its journal entry (to be added to status.journal)."""
+    """One write's result and its ledger entry (to be added to status.journal)."""
 
     change: Change
-    entry: dict[str, Any]
+    entry: LedgerEntry
     error: CloudError | None = None
 
     @property
@@ -119,9 +124,10 @@ class WriteExecutor:
             f"{result.call} {described}{note} (request {result.request_id or 'n/a'})",
         )  # fmt: skip
         warnings.clear()
-        entry = st.journal_entry(
-            when=now, action=result.call, change=described + note,
-            request_id=result.request_id, succeeded=True,
+        entry = LedgerEntry(
+            at=now, field=change.field, kind=change.kind, target=target_of(change),
+            action=result.call, why=change.reason, note=result.note,
+            request_id=result.request_id, generation=_generation(body),
         )  # fmt: skip
         return WriteOutcome(change, entry)
 
@@ -147,8 +153,10 @@ class WriteExecutor:
                    "request_id": err.request_id, "reason": str(reason)},
         )  # fmt: skip
         warnings.post(reason, f"{described} failed: {error_message(err)}")
-        entry = st.journal_entry(
-            when=now, action=err.action or change.kind, change=described,
-            request_id=err.request_id, succeeded=False,
+        entry = LedgerEntry(
+            at=now, field=change.field, kind=change.kind, target=target_of(change),
+            succeeded=False, action=err.action or change.kind, why=change.reason,
+            request_id=err.request_id, error_class=err.reason, error=error_message(err),
+            generation=_generation(body), retry_at=now + FAILED_WRITE_BACKOFF,
         )  # fmt: skip
         return WriteOutcome(change, entry, err)

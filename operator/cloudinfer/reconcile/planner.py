@@ -36,6 +36,7 @@ from cloudinfer.cloud.model import (
     Stop,
     Support,
 )
+from cloudinfer.reconcile.ledger import LedgerEntry
 from cloudinfer.reconcile.windows import InvalidWindowError, Transition, WindowState, evaluate
 
 # What each cloud's RPS limit applies to (clouds.md §5); converting scopes would silently
@@ -61,24 +62,14 @@ NATIVE_STOP_GRACE = datetime.timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
-class RecentWrite:
-    """One write the operator made (from status.journal), used to avoid duplicates."""
-
-    field: ServiceField
-    at: datetime.datetime
-    succeeded: bool = True
-    stop_at: datetime.datetime | None = None
-    """For a schedule write: the stop time it set."""
-
-
-@dataclass(frozen=True)
 class PlanInput:
     spec: InferenceServiceSpec
     observed: ObservedService
     observed_at: datetime.datetime
     """When the observation was read from the cloud."""
     now: datetime.datetime
-    recent_writes: tuple[RecentWrite, ...] = ()
+    recent_writes: tuple[LedgerEntry, ...] = ()
+    """The write ledger (status.journal), oldest first."""
     paused: bool = False
 
 
@@ -307,7 +298,10 @@ def _resume(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | No
     # A native one-shot stop the operator scheduled is the operator's stop too: moving
     # stopAt into the future (or removing it) starts the service again.
     scheduled_by_us = schedule is not None and any(
-        w.field is ServiceField.SCHEDULE and w.succeeded and w.stop_at and w.stop_at <= inputs.now
+        w.field is ServiceField.SCHEDULE
+        and w.succeeded
+        and w.target.stop_at is not None
+        and w.target.stop_at <= inputs.now
         for w in inputs.recent_writes
     )
     if not (rhythm or scheduled_by_us or _operator_stopped_it(inputs)):

@@ -19,10 +19,12 @@ from pydantic import ValidationError
 from cloudinfer.api.conditions import PAUSED_ANNOTATION, Reason
 from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES, InferenceServiceSpec
 from cloudinfer.cloud.model import ObservedService, ServiceField
+from cloudinfer.reconcile import ledger
 from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.claims import Claimant, claimant_from, is_deleting
 from cloudinfer.reconcile.executor import Warnings, resource_name
 from cloudinfer.reconcile.kube_access import SERVICES_PLURAL, Key
+from cloudinfer.reconcile.ledger import LedgerEntry
 from cloudinfer.reconcile.observer import AccountObserver, Snapshot
 from cloudinfer.reconcile.outcomes import error_message, error_reason, invalid_spec_message
 from cloudinfer.reconcile.planner import Plan, PlanInput, backoff_until, plan
@@ -88,7 +90,7 @@ class ServiceReconciler:
         self._written: dict[str, Any] | None = None
         """The status we last wrote: the watch may not have delivered it back yet."""
         self._last_failure: Synced | None = None
-        self._unsaved: list[dict[str, Any]] = []
+        self._unsaved: list[LedgerEntry] = []
         """Journal entries of calls made whose status write failed (e.g. the apiserver was
         restarting): still the duplicate-write guard's evidence until a status write lands."""
 
@@ -206,13 +208,13 @@ class ServiceReconciler:
         assert snapshot.observed_at is not None
         annotations = self._meta.get("annotations") or {}
         paused = str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
-        journal = [*(this.current.get("journal") or []), *self._unsaved]
+        journal = (*ledger.read(this.current.get("journal") or []), *self._unsaved)
         inputs = PlanInput(
             spec=spec,
             observed=observed,
             observed_at=snapshot.observed_at,
             now=this.now,
-            recent_writes=st.recent_writes(journal),
+            recent_writes=journal,
             paused=paused,
         )
         the_plan = plan(inputs)
@@ -220,7 +222,7 @@ class ServiceReconciler:
         for drift in the_plan.drift:
             self.runtime.metrics.drift.labels(observed.cloud.value, drift.field.value).inc()
         synced: Synced = (True, Reason.RECONCILED, "no cloud call failed")
-        entries: list[dict[str, Any]] = []
+        entries: list[LedgerEntry] = []
         wrote = False
         for change in the_plan.changes:
             outcome = await self.runtime.executor.execute(
@@ -297,8 +299,8 @@ class ServiceReconciler:
         the_plan: Plan,
         observed: ObservedService,
         synced: Synced,
-        journal: list[dict[str, Any]],
-        entries: list[dict[str, Any]],
+        journal: tuple[LedgerEntry, ...],
+        entries: list[LedgerEntry],
     ) -> dict[str, Any]:
         previous = this.current.get("conditions") or []
         new: dict[str, Any] = {
@@ -317,9 +319,9 @@ class ServiceReconciler:
         transition = st.next_transition(the_plan.next_transition)
         if transition is not None:
             new["nextTransition"] = transition
-        merged = st.append_journal(journal, entries)
+        merged = ledger.bounded([*journal, *entries])
         if merged:
-            new["journal"] = merged
+            new["journal"] = [ledger.to_status(entry) for entry in merged]
         return new
 
     async def _fail_pass(
