@@ -186,3 +186,18 @@ def test_an_upgraded_operator_does_not_repeat_a_write_its_predecessor_journaled(
         "replicas",
         "scale: replicas 1 -> 2",
     )
+
+
+def test_the_bound_keeps_the_last_entry_of_each_field() -> None:
+    """A hold on replicas outlives ten later writes to other fields."""
+    hold = LedgerEntry(
+        at=AT, field=ServiceField.REPLICAS, kind="scale", target=Target(replicas=9),
+        succeeded=False, error_class="CloudInvalidRequest",
+    )  # fmt: skip
+    later = [
+        LedgerEntry(at=AT + datetime.timedelta(seconds=i), field=ServiceField.STOP, kind="stop")
+        for i in range(1, JOURNAL_MAX_ENTRIES + 5)
+    ]
+    kept = ledger.bounded([hold, *later])
+    assert len(kept) == JOURNAL_MAX_ENTRIES
+    assert kept == (hold, *later[-(JOURNAL_MAX_ENTRIES - 1) :])

@@ -16,6 +16,7 @@ from cloudinfer.cloud.model import ApplyResult, Change, Cloud, ObservedService, 
 from cloudinfer.cloud.provider import Account
 from cloudinfer.cloud.tencent.parse import CAPABILITIES
 from cloudinfer.reconcile.accounts import AccountConfig
+from cloudinfer.reconcile.kube_access import SecretData
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.observer import AccountObserver, Snapshot
 from cloudinfer.reconcile.reconciler import ServiceReconciler
@@ -31,7 +32,7 @@ class FlakyKube:
         self.failures = failures
         self.patches: list[Mapping[str, Any]] = []
 
-    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         return None
 
     async def read_configmap_key(self, namespace: str, name: str, key: str) -> str | None:

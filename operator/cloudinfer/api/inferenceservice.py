@@ -337,5 +337,6 @@ class InferenceServiceStatus(ApiModel):
     journal: list[JournalEntry] = Field(
         default_factory=list,
         max_length=JOURNAL_MAX_ENTRIES,
-        description=f"The last {JOURNAL_MAX_ENTRIES} cloud write calls, newest last.",
+        description=f"The last cloud write calls (at most {JOURNAL_MAX_ENTRIES}), newest last; "
+        "the last call of each field is kept even when older.",
     )

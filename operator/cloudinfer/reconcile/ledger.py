@@ -231,5 +231,26 @@ def read(journal: Sequence[Mapping[str, Any]]) -> tuple[LedgerEntry, ...]:
 
 
 def bounded(entries: Sequence[LedgerEntry]) -> tuple[LedgerEntry, ...]:
-    """The newest JOURNAL_MAX_ENTRIES entries (the CRD's bound)."""
-    return tuple(entries[-JOURNAL_MAX_ENTRIES:])
+    """At most JOURNAL_MAX_ENTRIES entries, oldest first. The oldest go first, except that
+    the last entry of each field stays: it is what the duplicate-write guard and a hold
+    read (five fields, so the bound always leaves room for them)."""
+    if len(entries) <= JOURNAL_MAX_ENTRIES:
+        return tuple(entries)
+    last_of_field = {entry.field: index for index, entry in enumerate(entries)}
+    keep = set(last_of_field.values())
+    for index in range(len(entries) - 1, -1, -1):
+        if len(keep) >= JOURNAL_MAX_ENTRIES:
+            break
+        keep.add(index)
+    return tuple(entry for index, entry in enumerate(entries) if index in keep)
+
+
+def refusals_in_a_row(entries: Sequence[LedgerEntry], target: ServiceField) -> int:
+    """How many of `target`'s latest writes were refused, since its last success."""
+    count = 0
+    for entry in reversed(entries):
+        if entry.field is target:
+            if entry.succeeded:
+                break
+            count += 1
+    return count

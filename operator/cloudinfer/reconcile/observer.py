@@ -69,6 +69,9 @@ class Snapshot:
     error: BaseException | None = None
     config: AccountConfig | None = None
     provider: CloudProvider | None = None
+    account: str | None = None
+    """The account fingerprint: the CloudAccount's uid and generation and its Secret's
+    resourceVersion. A write refused for good is held only while it stays the same."""
 
 
 class AccountObserver:
@@ -100,6 +103,7 @@ class AccountObserver:
         self._budgets_cloud: str | None = None
         self._provider: CloudProvider | None = None
         self._written: dict[str, Any] | None = None
+        self._secret_version: str | None = None
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -152,12 +156,14 @@ class AccountObserver:
     async def _configure(
         self, name: str, namespace: str, spec: CloudAccountSpec
     ) -> tuple[AccountConfig, CloudProvider]:
-        secret = await self.kube.read_secret_data(namespace, spec.credentials_secret_ref.name)
+        secret = await self.kube.read_secret(namespace, spec.credentials_secret_ref.name)
+        self._secret_version = secret.resource_version if secret is not None else None
         ca_pem = None
         if spec.ca_bundle_ref is not None:
             ref = spec.ca_bundle_ref
             ca_pem = await self.kube.read_configmap_key(namespace, ref.name, ref.key)
-        config = account_config(f"{namespace}/{name}", spec, secret, ca_pem)
+        data = secret.data if secret is not None else None
+        config = account_config(f"{namespace}/{name}", spec, data, ca_pem)
         if self._client is None or ca_pem != self._client_ca:
             await self._close_client()
             ca_path = None
@@ -218,8 +224,10 @@ class AccountObserver:
             )
             return min(float(spec.poll_interval_seconds), ERROR_BACKOFF_SECONDS * 4)
         self.metrics.observe_seconds.labels(spec.provider).observe(time.monotonic() - started)
+        fingerprint = f"{meta.get('uid', '')}/{generation}/{self._secret_version}"
         transitioning = self._take(Snapshot(
-            {service.service_id: service for service in listed}, listed_at, None, config, provider
+            {service.service_id: service for service in listed}, listed_at, None, config, provider,
+            fingerprint,
         ))  # fmt: skip
         self.metrics.snapshot_services.labels(f"{namespace}/{name}").set(len(listed))
         await self._account_status(
@@ -254,12 +262,13 @@ class AccountObserver:
             for sid in fresh.services.keys() | self.snapshot.services.keys()
             if fresh.services.get(sid) != self.snapshot.services.get(sid)
         }
-        had_error = self.snapshot.error is not None
+        # On recovery, everyone's conditions clear the error; on a new account fingerprint,
+        # everyone's held writes are lifted.
+        wake_all = self.snapshot.error is not None or fresh.account != self.snapshot.account
         self.snapshot = fresh
         self._report_identity()
-        # Waking everyone on recovery lets their conditions clear the error. Active services
-        # wait for an observation newer than their write, changed or not: wake them too.
-        self._notify(None if had_error else changed | self._active)
+        # Active services wait for an observation newer than their write, changed or not.
+        self._notify(None if wake_all else changed | self._active)
         services = fresh.services
         self._active = {sid for sid in self._active if sid in services and sid in self._subscribers}
         return any(

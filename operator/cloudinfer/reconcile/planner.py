@@ -36,7 +36,8 @@ from cloudinfer.cloud.model import (
     Stop,
     Support,
 )
-from cloudinfer.reconcile.ledger import LedgerEntry
+from cloudinfer.reconcile.ledger import LedgerEntry, target_of
+from cloudinfer.reconcile.outcomes import HOLD_REASONS, Retry, outcome_named
 from cloudinfer.reconcile.windows import InvalidWindowError, Transition, WindowState, evaluate
 
 # What each cloud's RPS limit applies to (clouds.md §5); converting scopes would silently
@@ -53,9 +54,6 @@ SCHEDULE_TOLERANCE = datetime.timedelta(seconds=90)
 # A write the cloud has not reflected after this long (in observations taken after it) may
 # be sent again; before that it is in flight.
 IN_FLIGHT_GRACE = datetime.timedelta(seconds=60)
-# After a failed write, the same field is not tried again for this long: a refusal must not
-# turn into a hot loop (each attempt changes status, which wakes the reconciler again).
-FAILED_WRITE_BACKOFF = datetime.timedelta(seconds=15)
 # A native one-shot stop is the cloud's to perform; the operator steps in only if the cloud
 # has not stopped the service this long after the scheduled time.
 NATIVE_STOP_GRACE = datetime.timedelta(seconds=60)
@@ -71,6 +69,10 @@ class PlanInput:
     recent_writes: tuple[LedgerEntry, ...] = ()
     """The write ledger (status.journal), oldest first."""
     paused: bool = False
+    generation: int = 0
+    """The resource's metadata.generation: a held write is held for one generation."""
+    account: str | None = None
+    """The account fingerprint (observer.Snapshot.account): a new one lifts holds too."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class Plan:
     wake_at: datetime.datetime | None = None
     """Re-plan at this instant even if nothing else happens (a window edge, an emulated stop)."""
     invalid: tuple[str, ...] = field(default=())
+    failed_write: LedgerEntry | None = None
+    """The latest refused write still in effect (held, or backing off): Synced reports it."""
 
 
 def _fmt_rate(rps: float | None, scope: RateLimitScope | None) -> str:
@@ -112,13 +116,34 @@ def _fmt_rate(rps: float | None, scope: RateLimitScope | None) -> str:
     return f"{rps:g}/s {scope.value if scope else ''}".strip()
 
 
+def _last_write(inputs: PlanInput, target: ServiceField) -> LedgerEntry | None:
+    writes = [w for w in inputs.recent_writes if w.field is target]
+    return max(writes, key=lambda w: w.at) if writes else None
+
+
 def backoff_until(inputs: PlanInput, target: ServiceField) -> datetime.datetime | None:
-    """When a failed write to `target` may be retried, if that is still in the future."""
-    failed = [w.at for w in inputs.recent_writes if w.field is target and not w.succeeded]
-    if not failed:
+    """When a refused write to `target` may be retried, if that is still in the future (the
+    retry time the error policy gave the refusal, outcomes.py)."""
+    last = _last_write(inputs, target)
+    if last is None or last.succeeded or last.retry_at is None:
         return None
-    retry_at = max(failed) + FAILED_WRITE_BACKOFF
-    return retry_at if retry_at > inputs.now else None
+    return last.retry_at if last.retry_at > inputs.now else None
+
+
+def held(inputs: PlanInput, change: Change) -> LedgerEntry | None:
+    """The refusal that holds `change`: the field's last write was this very change (kind
+    and target), refused for good (outcomes.Retry.HOLD) at this generation and account
+    fingerprint. Time plays no part: only a new generation or fingerprint lifts it."""
+    last = _last_write(inputs, change.field)
+    if last is None or last.succeeded:
+        return None
+    if outcome_named(last.error_class).retry is not Retry.HOLD:
+        return None
+    if (last.generation, last.account) != (inputs.generation, inputs.account):
+        return None
+    if (last.kind, last.target) != (change.kind, target_of(change)):
+        return None
+    return last
 
 
 def _is_in_flight(inputs: PlanInput, target: ServiceField) -> bool:
@@ -151,10 +176,31 @@ class _Draft:
     blocked: list[Blocked] = field(default_factory=list)
     waiting: bool = False
     wake_at: list[datetime.datetime] = field(default_factory=list)
+    held: list[LedgerEntry] = field(default_factory=list)
 
     def unsupported(self, target: ServiceField, support: Support, what: str, why: str) -> None:
         reason = Reason.UNSUPPORTED_BY_CLOUD
         self.blocked.append(Blocked(target, reason, f"{what} is {support.value} here: {why}"))
+
+
+def _admit(inputs: PlanInput, draft: _Draft, change: Change) -> None:
+    """Send `change`, unless the cloud refused it for good (held), or a write to its field
+    is in flight or backing off (waiting)."""
+    refusal = held(inputs, change)
+    if refusal is not None:
+        draft.held.append(refusal)
+        draft.blocked.append(
+            Blocked(
+                change.field,
+                outcome_named(refusal.error_class).reason,
+                f"{refusal.change} was refused ({refusal.error_class}: {refusal.error}); not "
+                "sent again until the spec, the CloudAccount or its Secret changes",
+            )
+        )
+    elif _is_in_flight(inputs, change.field):
+        draft.waiting = True
+    else:
+        draft.changes.append(change)
 
 
 def _manageable(caps: Capabilities, target: ServiceField) -> bool:
@@ -276,16 +322,12 @@ def _plan_run_state(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Cha
     elif not intent.want_stopped and is_stopped:
         change = _resume(inputs, intent, draft)
     if change is not None:
-        target = change.field
         draft.drift.append(
             FieldDrift(
-                target, "Stopped" if intent.want_stopped else "Running", observed.phase.value
+                change.field, "Stopped" if intent.want_stopped else "Running", observed.phase.value
             )
         )
-        if _is_in_flight(inputs, target):
-            draft.waiting = True
-        else:
-            draft.changes.append(change)
+        _admit(inputs, draft, change)
     return change
 
 
@@ -341,14 +383,9 @@ def _plan_replicas(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> None
             "replicas",
             _note(caps, ServiceField.REPLICAS, "the cloud cannot scale this service"),
         )
-    elif _is_in_flight(inputs, ServiceField.REPLICAS):
-        draft.waiting = True
     else:
-        draft.changes.append(
-            Scale(
-                service_id=sid, replicas=spec.replicas, reason=f"replicas {have} -> {spec.replicas}"
-            )
-        )
+        reason = f"replicas {have} -> {spec.replicas}"
+        _admit(inputs, draft, Scale(service_id=sid, replicas=spec.replicas, reason=reason))
 
 
 def _plan_rate_limit(inputs: PlanInput, draft: _Draft) -> None:
@@ -388,22 +425,22 @@ def _plan_rate_limit(inputs: PlanInput, draft: _Draft) -> None:
             )
         )
         return
-    if _is_in_flight(inputs, ServiceField.RATE_LIMIT) or observed.phase is Phase.TRANSITIONING:
+    if observed.phase is Phase.TRANSITIONING:
         draft.waiting = True
         return
+    change: Change
     if want_rps is None:
-        draft.changes.append(ClearRateLimit(service_id=sid, reason="rate limit -> unlimited"))
+        change = ClearRateLimit(service_id=sid, reason="rate limit -> unlimited")
     else:
         assert want_scope is not None
-        draft.changes.append(
-            SetRateLimit(
-                service_id=sid,
-                rps=want_rps,
-                scope=want_scope,
-                reason=f"rate limit {_fmt_rate(have_rps, have_scope)} -> "
-                f"{_fmt_rate(want_rps, want_scope)}",
-            )
+        change = SetRateLimit(
+            service_id=sid,
+            rps=want_rps,
+            scope=want_scope,
+            reason=f"rate limit {_fmt_rate(have_rps, have_scope)} -> "
+            f"{_fmt_rate(want_rps, want_scope)}",
         )
+    _admit(inputs, draft, change)
 
 
 def _plan_schedule(
@@ -430,19 +467,19 @@ def _plan_schedule(
             have.isoformat() if have else "none",
         )
     )
-    if _is_in_flight(inputs, ServiceField.SCHEDULE) or observed.phase is Phase.TRANSITIONING:
+    if observed.phase is Phase.TRANSITIONING:
         draft.waiting = True
         return
+    change: Change
     if native_stop_at is None:
-        draft.changes.append(ClearSchedule(service_id=sid, reason="scheduled stop -> none"))
+        change = ClearSchedule(service_id=sid, reason="scheduled stop -> none")
     else:
-        draft.changes.append(
-            SetSchedule(
-                service_id=sid,
-                stop_at=native_stop_at,
-                reason=f"scheduled stop -> {native_stop_at.isoformat()}",
-            )
+        change = SetSchedule(
+            service_id=sid,
+            stop_at=native_stop_at,
+            reason=f"scheduled stop -> {native_stop_at.isoformat()}",
         )
+    _admit(inputs, draft, change)
 
 
 def _invalid(inputs: PlanInput, message: str) -> Plan:
@@ -469,10 +506,15 @@ def _finish(
     proposed = tuple(draft.changes)
     observe_only = spec.policy.mode == "ObserveOnly"
     changes: tuple[Change, ...] = () if (observe_only or inputs.paused) else proposed
+    backing_off: list[LedgerEntry] = []
     for target in ServiceField:
         retry_at = backoff_until(inputs, target)
-        if retry_at is not None:
+        last = _last_write(inputs, target)
+        if retry_at is not None and last is not None:
             draft.wake_at.append(retry_at)
+            if last.error_class is not None:  # not an entry of a version before the ledger
+                backing_off.append(last)
+    refusals = [*draft.held, *backing_off]
     wake_at = min(draft.wake_at) if draft.wake_at else None
     blocked = tuple(draft.blocked)
     drift = tuple(draft.drift)
@@ -491,6 +533,7 @@ def _finish(
         message=message,
         next_transition=next_transition,
         wake_at=wake_at,
+        failed_write=max(refusals, key=lambda w: w.at) if refusals else None,
     )
 
 
@@ -505,7 +548,9 @@ def _verdict(  # noqa: PLR0911, PLR0917 - severity order, one return per rung
 ) -> tuple[Reason, str, bool]:
     observed = inputs.observed
     # Severity order: what needs a person first, then what the operator is doing.
-    for wanted in (Reason.PLATFORM_STOPPED, Reason.UNSUPPORTED_BY_CLOUD):
+    for wanted in dict.fromkeys(
+        (Reason.PLATFORM_STOPPED, Reason.UNSUPPORTED_BY_CLOUD, *HOLD_REASONS)
+    ):
         hits = [b for b in blocked if b.reason is wanted]
         if hits:
             return wanted, "; ".join(b.message for b in hits), False

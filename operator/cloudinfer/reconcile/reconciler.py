@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from cloudinfer.api.conditions import PAUSED_ANNOTATION, Reason
 from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES, InferenceServiceSpec
-from cloudinfer.cloud.model import ObservedService, ServiceField
+from cloudinfer.cloud.model import ObservedService
 from cloudinfer.reconcile import ledger
 from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.claims import Claimant, claimant_from, is_deleting
@@ -26,8 +26,13 @@ from cloudinfer.reconcile.executor import Warnings, resource_name
 from cloudinfer.reconcile.kube_access import SERVICES_PLURAL, Key
 from cloudinfer.reconcile.ledger import LedgerEntry
 from cloudinfer.reconcile.observer import AccountObserver, Snapshot
-from cloudinfer.reconcile.outcomes import error_message, error_reason, invalid_spec_message
-from cloudinfer.reconcile.planner import Plan, PlanInput, backoff_until, plan
+from cloudinfer.reconcile.outcomes import (
+    error_message,
+    error_reason,
+    invalid_spec_message,
+    outcome_named,
+)
+from cloudinfer.reconcile.planner import Plan, PlanInput, plan
 from cloudinfer.reconcile.runtime import Runtime
 
 logger = logging.getLogger("cloudinfer")
@@ -89,7 +94,6 @@ class ServiceReconciler:
         the cloud service (logged once per change)."""
         self._written: dict[str, Any] | None = None
         """The status we last wrote: the watch may not have delivered it back yet."""
-        self._last_failure: Synced | None = None
         self._unsaved: list[LedgerEntry] = []
         """Journal entries of calls made whose status write failed (e.g. the apiserver was
         restarting): still the duplicate-write guard's evidence until a status write lands."""
@@ -207,38 +211,23 @@ class ServiceReconciler:
         spec, observed, snapshot = this.spec, scene.observed, scene.snapshot
         assert snapshot.observed_at is not None
         annotations = self._meta.get("annotations") or {}
-        paused = str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
         journal = (*ledger.read(this.current.get("journal") or []), *self._unsaved)
-        inputs = PlanInput(
-            spec=spec,
-            observed=observed,
-            observed_at=snapshot.observed_at,
-            now=this.now,
-            recent_writes=journal,
-            paused=paused,
+        the_plan = plan(
+            PlanInput(
+                spec=spec,
+                observed=observed,
+                observed_at=snapshot.observed_at,
+                now=this.now,
+                recent_writes=journal,
+                paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
+                generation=this.generation,
+                account=snapshot.account,
+            )
         )
-        the_plan = plan(inputs)
-        backing_off = any(backoff_until(inputs, target) for target in ServiceField)
         for drift in the_plan.drift:
             self.runtime.metrics.drift.labels(observed.cloud.value, drift.field.value).inc()
-        synced: Synced = (True, Reason.RECONCILED, "no cloud call failed")
-        entries: list[LedgerEntry] = []
-        wrote = False
-        for change in the_plan.changes:
-            outcome = await self.runtime.executor.execute(
-                self.body, snapshot, observed, change, warnings=self._warnings
-            )
-            entries.append(outcome.entry)
-            wrote = wrote or outcome.ok
-            if not outcome.ok:
-                synced = self._last_failure = (False, outcome.reason, outcome.message)
-                break
-        if synced[0]:
-            # While a refused write backs off, Synced keeps saying why (no flapping).
-            if backing_off and self._last_failure is not None:
-                synced = self._last_failure
-            elif not backing_off:
-                self._last_failure = None
+        synced, entries = await self._execute(the_plan, scene, journal)
+        wrote = any(entry.succeeded for entry in entries)
         new = self._status(this, the_plan, observed, synced, journal, entries)
         self._unsaved = [*self._unsaved, *entries][-JOURNAL_MAX_ENTRIES:]
         await self._write(this.current, new)
@@ -248,6 +237,28 @@ class ServiceReconciler:
         result = "error" if not synced[0] else ("requeue" if the_plan.changes else "success")
         self.runtime.metrics.reconciles.labels("inferenceservice", result).inc()
         return ServiceOutcome(the_plan.wake_at, wrote or the_plan.waiting)
+
+    async def _execute(
+        self, the_plan: Plan, scene: _Scene, journal: tuple[LedgerEntry, ...]
+    ) -> tuple[Synced, list[LedgerEntry]]:
+        """Send the planned changes in order, stopping at the first refusal; returns the
+        Synced condition and the new ledger entries."""
+        entries: list[LedgerEntry] = []
+        for change in the_plan.changes:
+            outcome = await self.runtime.executor.execute(
+                self.body, scene.snapshot, scene.observed, change,
+                refusals_in_a_row=ledger.refusals_in_a_row(journal, change.field),
+                warnings=self._warnings,
+            )  # fmt: skip
+            entries.append(outcome.entry)
+            if not outcome.ok:
+                return (False, outcome.reason, outcome.message), entries
+        # A refusal that still holds or backs off keeps Synced saying why, restart or not.
+        refused = the_plan.failed_write
+        if refused is not None:
+            reason = outcome_named(refused.error_class).reason
+            return (False, reason, f"{refused.change}: {refused.error}"), entries
+        return (True, Reason.RECONCILED, "no cloud call failed"), entries
 
     async def _owns_claim(self, me: Claimant, this: _Pass, observed: ObservedService) -> bool:
         """Whether this InferenceService may write to its cloud service (claims.py); if not,
