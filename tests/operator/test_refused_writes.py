@@ -15,7 +15,8 @@ pytestmark = pytest.mark.usefixtures("operator_process")
 
 LIST_ACTION = "DescribeModelServiceGroups"
 SCALE_ACTION = "ModifyModelService"
-OBSERVATIONS = 20
+OBSERVATIONS = 24
+NATURAL_POLLS = 10  # at pollIntervalSeconds: 5, about 50 s
 
 
 def _calls(sim: RunningSim, account: str, action: str) -> list[dict[str, Any]]:
@@ -41,23 +42,27 @@ def test_an_invalid_write_is_held_until_the_spec_changes(
     held = kube.wait_condition(namespace, "chat", status="False", reason="CloudRejected")
     assert "not sent again until the spec" in held["message"]
 
-    # Many observation cycles, each with a chance to retry: every annotation change of the
-    # CloudAccount makes its observer list at once (annotations leave the generation alone),
-    # the console drifts the service now and then, and the InferenceService is woken too.
+    # Many observation cycles, each a chance to retry. Most are made at once: every
+    # annotation change of the CloudAccount makes its observer list (annotations leave the
+    # generation alone); the console drifts the service now and then, and the
+    # InferenceService is woken too. The last ones come at the 5 s poll interval, so the
+    # test outlasts the first two steps of a backoff (15 s + 30 s at most): a refusal that
+    # was retried on time instead of held would be sent at least twice more.
     for cycle in range(OBSERVATIONS):
         listed = len(_calls(sim, handle.name, LIST_ACTION))
-        kube.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, "cloudaccounts", "acct",
-            {"metadata": {"annotations": {"test.cloudinfer.dev/poke": str(cycle)}}},
-        )  # fmt: skip
+        if cycle < OBSERVATIONS - NATURAL_POLLS:
+            kube.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, "cloudaccounts", "acct",
+                {"metadata": {"annotations": {"test.cloudinfer.dev/poke": str(cycle)}}},
+            )  # fmt: skip
         if cycle % 5 == 4:
             drifted = 2 if (cycle // 5) % 2 == 0 else 1  # never the 3 the spec asks for
             sim.control.edit_service(service_id, replicas=drifted, ready=drifted)
             kube.patch_service(namespace, "chat", {"metadata": {"labels": {"cycle": str(cycle)}}})
         eventually(
             lambda listed=listed: len(_calls(sim, handle.name, LIST_ACTION)) > listed,
-            what=f"observation {cycle + 1}",
-        )
+            timeout=60, what=f"observation {cycle + 1}",
+        )  # fmt: skip
     assert kube.condition(namespace, "chat")["reason"] == "CloudRejected"
     assert kube.get(namespace, "chat")["metadata"]["generation"] == 1
     attempts = _calls(sim, handle.name, SCALE_ACTION)
@@ -70,6 +75,13 @@ def test_an_invalid_write_is_held_until_the_spec_changes(
         if e.involved_object.name == "chat" and e.type == "Warning" and e.reason == "CloudRejected"
     ]  # fmt: skip
     assert len(warnings) == 1, [e.message for e in warnings]
+    refusal = kube.get(namespace, "chat")["status"]["journal"][-1]
+    assert (refusal["result"], refusal["errorClass"], refusal["generation"]) == (
+        "Failed",
+        "CloudInvalidRequest",
+        1,
+    )
+    assert "retryAt" not in refusal  # held: no retry time at all
 
     # A spec change (a new generation) lifts the hold at once.
     sim.control.remove_fault(int(fault["id"]))
