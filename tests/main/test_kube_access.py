@@ -32,6 +32,7 @@ from cloudinfer.main.apiserver import (
     needs_client_library,
 )
 from cloudinfer.main.kube import KubeApiError, KubernetesAccess
+from cloudinfer.reconcile.kube_access import SecretData
 from support import serve_on_loopback
 
 SECRET_VALUE = "c2VjcmV0LWNhbmFyeS0xMjM0"  # base64 of a canary
@@ -50,6 +51,7 @@ async def apiserver() -> AsyncIterator[FakeApiserver]:
     fixed = {
         "/api/v1/namespaces/a/secrets/creds": {
             "kind": "Secret",
+            "metadata": {"name": "creds", "resourceVersion": "4711"},
             "data": {"secretKey": SECRET_VALUE},
         },
         "/api/v1/namespaces/a/configmaps/ca": {"kind": "ConfigMap", "data": {"ca.crt": "PEM"}},
@@ -90,8 +92,8 @@ def run_with_access(scenario: Any) -> Any:
 def test_reads_secret_data_and_configmap_keys() -> None:
     async def scenario(kube: KubernetesAccess, _: FakeApiserver) -> tuple[Any, ...]:
         return (
-            await kube.read_secret_data("a", "creds"),
-            await kube.read_secret_data("a", "missing"),
+            await kube.read_secret("a", "creds"),
+            await kube.read_secret("a", "missing"),
             await kube.read_configmap_key("a", "ca", "ca.crt"),
             await kube.read_configmap_key("a", "ca", "other"),
             await kube.read_configmap_key("a", "empty", "ca.crt"),
@@ -99,7 +101,8 @@ def test_reads_secret_data_and_configmap_keys() -> None:
         )
 
     secret, missing, ca, other_key, empty, missing_cm = run_with_access(scenario)
-    assert secret == {"secretKey": SECRET_VALUE}
+    assert secret == SecretData({"secretKey": SECRET_VALUE}, "4711")
+    assert SECRET_VALUE not in repr(secret)
     assert (missing, ca, other_key, empty, missing_cm) == (None, "PEM", None, None, None)
 
 
@@ -124,7 +127,7 @@ def test_refusals_name_the_call_and_status_message_but_never_the_body() -> None:
         errors = []
         for namespace in ("denied", "html"):
             try:
-                await kube.read_secret_data(namespace, "x")
+                await kube.read_secret(namespace, "x")
             except KubeApiError as err:
                 errors.append(err)
         return errors
@@ -141,7 +144,7 @@ def test_refusals_name_the_call_and_status_message_but_never_the_body() -> None:
 
 def test_names_with_odd_characters_stay_one_path_segment() -> None:
     async def scenario(kube: KubernetesAccess, server: FakeApiserver) -> str:
-        await kube.read_secret_data("a", "x/../../y")
+        await kube.read_secret("a", "x/../../y")
         return server.requests[0][1]
 
     assert run_with_access(scenario) == "/api/v1/namespaces/a/secrets/x%2F..%2F..%2Fy"
@@ -151,19 +154,19 @@ def test_calls_wait_for_a_login_and_move_to_the_next_session() -> None:
     """Before the first login, and after Kopf closes a replaced session, calls wait for the
     next session instead of failing."""
 
-    async def main() -> tuple[bool, dict[str, str] | None]:
+    async def main() -> tuple[bool, SecretData | None]:
         async with apiserver() as server:
             info = kopf.ConnectionInfo(server=server.url, token="t0ken")
             connection = ApiserverConnection()
             kube = KubernetesAccess(connection)
-            waiting = asyncio.ensure_future(kube.read_secret_data("a", "creds"))
+            waiting = asyncio.ensure_future(kube.read_secret("a", "creds"))
             await asyncio.sleep(0.1)
             waited = not waiting.done()
             old = bounded_session(info, RequestLimiter())
             connection.replace(old, server.url)
-            assert await waiting == {"secretKey": SECRET_VALUE}
+            assert await waiting == SecretData({"secretKey": SECRET_VALUE}, "4711")
             await old.close()
-            waiting = asyncio.ensure_future(kube.read_secret_data("a", "creds"))
+            waiting = asyncio.ensure_future(kube.read_secret("a", "creds"))
             await asyncio.sleep(0.1)
             waited = waited and not waiting.done()
             async with bounded_session(info, RequestLimiter()) as new:
@@ -172,7 +175,7 @@ def test_calls_wait_for_a_login_and_move_to_the_next_session() -> None:
 
     waited, data = asyncio.run(main())
     assert waited
-    assert data == {"secretKey": SECRET_VALUE}
+    assert data == SecretData({"secretKey": SECRET_VALUE}, "4711")
 
 
 # -- login -------------------------------------------------------------------------------------

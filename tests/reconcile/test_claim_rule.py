@@ -44,8 +44,11 @@ from cloudinfer.reconcile.claims import (
     decide,
     owner_of,
 )
+from cloudinfer.reconcile.kube_access import SecretData
 from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.runtime import Runtime, ServiceReconciler, Snapshot
+from cloudinfer.reconcile.observer import Snapshot
+from cloudinfer.reconcile.reconciler import ServiceReconciler
+from cloudinfer.reconcile.runtime import Runtime
 
 T0 = datetime.datetime(2026, 5, 10, 8, 0, 0, tzinfo=datetime.UTC)
 ID_A: Identity = ("tencent", "http://sim", "ap-guangzhou", "AKIDa", "", "")
@@ -228,7 +231,7 @@ class RecordingKube:
         self.patches: list[tuple[str, Mapping[str, Any]]] = []
         self.events: list[tuple[str, str, str, str]] = []
 
-    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         return None
 
     async def read_configmap_key(self, namespace: str, name: str, key: str) -> str | None:

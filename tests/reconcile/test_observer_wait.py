@@ -12,7 +12,7 @@ import pytest
 from test_claim_rule import RecordingKube
 
 from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.runtime import AccountObserver
+from cloudinfer.reconcile.observer import AccountObserver
 
 ACTIVE = 1.0
 STEADY = 4.0

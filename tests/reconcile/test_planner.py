@@ -23,8 +23,8 @@ from cloudinfer.cloud.model import (
     ServiceField,
 )
 from cloudinfer.cloud.tencent.parse import CAPABILITIES as TENCENT
-from cloudinfer.reconcile.planner import PlanInput, RecentWrite, plan
-from cloudinfer.reconcile.status import journal_entry, recent_writes
+from cloudinfer.reconcile.ledger import LedgerEntry, Target
+from cloudinfer.reconcile.planner import PlanInput, plan
 
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)  # a Monday
 OBSERVED_AT = NOW - datetime.timedelta(seconds=5)
@@ -61,8 +61,28 @@ def observed(
     )
 
 
-def write(target: ServiceField, seconds_ago: float) -> RecentWrite:
-    return RecentWrite(target, NOW - datetime.timedelta(seconds=seconds_ago))
+KIND = {
+    ServiceField.REPLICAS: "scale",
+    ServiceField.RATE_LIMIT: "set-rate-limit",
+    ServiceField.SCHEDULE: "set-schedule",
+    ServiceField.STOP: "stop",
+    ServiceField.RESUME: "resume",
+}
+
+
+def write(
+    target: ServiceField,
+    seconds_ago: float,
+    *,
+    succeeded: bool = True,
+    stop_at: datetime.datetime | None = None,
+) -> LedgerEntry:
+    """A ledger entry; a refusal is retried 15 s after it (a transient error's first retry)."""
+    at = NOW - datetime.timedelta(seconds=seconds_ago)
+    return LedgerEntry(
+        at=at, field=target, kind=KIND[target], target=Target(stop_at=stop_at),
+        succeeded=succeeded, retry_at=None if succeeded else at + datetime.timedelta(seconds=15),
+    )  # fmt: skip
 
 
 @dataclass
@@ -72,7 +92,7 @@ class Case:
     kinds: list[str]
     reason: Reason
     ready: bool = False
-    writes: tuple[RecentWrite, ...] = ()
+    writes: tuple[LedgerEntry, ...] = ()
     paused: bool = False
     now: datetime.datetime = NOW
     check: dict[str, Any] = field(default_factory=dict)
@@ -240,31 +260,21 @@ CASES = {
         observed(phase=Phase.STOPPED, replicas=0, scheduled_stop=IN_ONE_HOUR),
         ["resume"],
         Reason.CONVERGING,
-        writes=(
-            RecentWrite(
-                ServiceField.SCHEDULE,
-                NOW - datetime.timedelta(seconds=600),
-                stop_at=NOW - datetime.timedelta(seconds=60),
-            ),
-        ),
+        writes=(write(ServiceField.SCHEDULE, 600, stop_at=NOW - datetime.timedelta(seconds=60)),),
     ),
     "a-stop-by-someone-else-is-not-undone-by-our-future-schedule": Case(
         spec(stopSchedule={"stopAt": IN_ONE_HOUR.isoformat()}),
         observed(phase=Phase.STOPPED, replicas=0, scheduled_stop=IN_ONE_HOUR),
         [],
         Reason.STOPPED_OUTSIDE_OPERATOR,
-        writes=(
-            RecentWrite(
-                ServiceField.SCHEDULE, NOW - datetime.timedelta(seconds=600), stop_at=IN_ONE_HOUR
-            ),
-        ),
+        writes=(write(ServiceField.SCHEDULE, 600, stop_at=IN_ONE_HOUR),),
     ),
     "a-refused-write-is-not-retried-at-once": Case(
         spec(replicas=3),
         observed(replicas=2),
         [],
         Reason.CONVERGING,
-        writes=(RecentWrite(ServiceField.REPLICAS, NOW - datetime.timedelta(seconds=2), False),),
+        writes=(write(ServiceField.REPLICAS, 2, succeeded=False),),
         check={"wake_at": NOW + datetime.timedelta(seconds=13)},
     ),
     "a-refused-write-is-retried-after-the-backoff": Case(
@@ -272,7 +282,7 @@ CASES = {
         observed(replicas=2),
         ["scale"],
         Reason.CONVERGING,
-        writes=(RecentWrite(ServiceField.REPLICAS, NOW - datetime.timedelta(seconds=20), False),),
+        writes=(write(ServiceField.REPLICAS, 20, succeeded=False),),
     ),
     "a-native-stop-at-just-passed-is-left-to-the-cloud": Case(
         spec(stopSchedule={"stopAt": (NOW - datetime.timedelta(seconds=5)).isoformat()}),
@@ -399,16 +409,3 @@ def test_every_change_names_its_reason_for_the_journal() -> None:
 def test_planning_is_pure() -> None:
     inputs = PlanInput(spec(replicas=3, stopSchedule=NIGHTS), observed(), OBSERVED_AT, NOW)
     assert plan(inputs) == plan(inputs)
-
-
-def test_the_journal_round_trips_into_the_duplicate_write_guard() -> None:
-    entry = journal_entry(
-        when=NOW, action="ModifyModelServicePartialConfig",
-        change=f"set-schedule: scheduled stop -> {IN_ONE_HOUR.isoformat()}",
-        request_id="r-1", succeeded=True,
-    )  # fmt: skip
-    (write_back,) = recent_writes([entry])
-    assert write_back.field is ServiceField.SCHEDULE
-    assert write_back.at == NOW
-    assert write_back.stop_at == IN_ONE_HOUR
-    assert write_back.succeeded

@@ -11,7 +11,8 @@ import pytest
 from test_claim_rule import RecordingKube, RecordingProvider, _observe, _service
 
 from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.runtime import QUIET_START_SECONDS, Runtime, ServiceReconciler
+from cloudinfer.reconcile.reconciler import QUIET_START_SECONDS, ServiceReconciler
+from cloudinfer.reconcile.runtime import Runtime
 
 LATER = datetime.timedelta(seconds=QUIET_START_SECONDS + 1)
 

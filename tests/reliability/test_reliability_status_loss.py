@@ -16,15 +16,16 @@ from cloudinfer.cloud.model import ApplyResult, Change, Cloud, ObservedService, 
 from cloudinfer.cloud.provider import Account
 from cloudinfer.cloud.tencent.parse import CAPABILITIES
 from cloudinfer.reconcile.accounts import AccountConfig
+from cloudinfer.reconcile.kube_access import SecretData
 from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.runtime import (
+from cloudinfer.reconcile.observer import (
     ACTIVE_POLL_DUTY_CYCLE,
     ERROR_BACKOFF_SECONDS,
     AccountObserver,
-    Runtime,
-    ServiceReconciler,
     Snapshot,
 )
+from cloudinfer.reconcile.reconciler import ServiceReconciler
+from cloudinfer.reconcile.runtime import Runtime
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -36,7 +37,7 @@ class FlakyKube:
         self.failures = failures
         self.patches: list[Mapping[str, Any]] = []
 
-    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         return None
 
     async def read_configmap_key(self, namespace: str, name: str, key: str) -> str | None:
@@ -134,9 +135,9 @@ class SlowSecretKube(FlakyKube):
         super().__init__(failures=0)
         self.delay = delay
 
-    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         await asyncio.sleep(self.delay)
-        return {"accessKeyId": "aWQ=", "secretAccessKey": "a2V5"}
+        return SecretData({"accessKeyId": "aWQ=", "secretAccessKey": "a2V5"}, "1")
 
 
 class ListingProvider:

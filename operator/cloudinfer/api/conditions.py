@@ -47,7 +47,9 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     """The spec passed the schema but cannot be acted on (e.g. a cron value out of range)."""
     UNSUPPORTED_BY_CLOUD = "UnsupportedByCloud"
-    """The spec asks for something this cloud cannot do; other fields are still managed."""
+    """The spec asks for something this cloud cannot do (known in advance, or the cloud
+    refused the action as unsupported: held like CloudRejected); other fields are still
+    managed."""
     ACCOUNT_NOT_READY = "AccountNotReady"
     """The CloudAccount is missing, not ready, or its Secret is missing."""
     SERVICE_NOT_FOUND = "ServiceNotFound"
@@ -55,7 +57,12 @@ class Reason(StrEnum):
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a password
     """CloudAccount: the credentials Secret or one of its keys is missing."""
     CLOUD_REJECTED = "CloudRejected"
-    """The cloud refused a call as invalid or conflicting; retried only after a change."""
+    """The cloud refused a write as invalid (held: not sent again until the spec, the
+    CloudAccount or its Secret changes) or as conflicting with the service's state (retried
+    with backoff)."""
+    PERMISSION_DENIED = "PermissionDenied"
+    """The credentials work but may not make this write (a missing CAM/IAM policy); held:
+    not sent again until the spec, the CloudAccount or its Secret changes."""
     CLOUD_SERVICE_FAILED = "CloudServiceFailed"
     """The cloud reports the service as failed."""
     PLATFORM_STOPPED = "PlatformStopped"

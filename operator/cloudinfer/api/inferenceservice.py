@@ -249,16 +249,68 @@ class ScheduledTransition(ApiModel):
     at: datetime.datetime = Field(description="When.")
 
 
-class JournalEntry(ApiModel):
-    """One cloud write call made by the operator."""
+WrittenField = Literal["replicas", "rateLimit", "schedule", "stop", "resume"]
+ChangeKind = Literal[
+    "scale", "set-rate-limit", "clear-rate-limit", "set-schedule", "clear-schedule", "stop",
+    "resume",
+]  # fmt: skip
 
-    time: datetime.datetime = Field(description="When the call was made.")
+
+class WriteTarget(ApiModel):
+    """The value a write set; empty for a clear, a stop or a resume."""
+
+    replicas: int | None = Field(default=None, description="The replica count set.")
+    requests_per_second: float | None = Field(default=None, description="The RPS limit set.")
+    scope: RateLimitScope | None = Field(default=None, description="The RPS limit's scope.")
+    stop_at: datetime.datetime | None = Field(
+        default=None, description="The one-shot stop time set."
+    )
+
+
+class JournalEntry(ApiModel):
+    """One cloud write call made by the operator: an entry of the write ledger.
+
+    The operator reads `field`, `kind`, `target`, `time`, `result`, `errorClass`,
+    `generation`, `account` and `retryAt` back (no duplicate writes, no retry of a refused
+    change before its time); `change` is for people only.
+    """
+
+    time: datetime.datetime = Field(description="When the call returned, with milliseconds.")
     action: str = Field(max_length=128, description="Cloud API action, e.g. ModifyModelService.")
-    change: str = Field(max_length=512, description="What the call changed, e.g. replicas 2->3.")
+    change: str = Field(
+        max_length=512,
+        description="What the call changed, for people, e.g. scale: replicas 2 -> 3.",
+    )
     request_id: str | None = Field(
         default=None, max_length=256, description="The cloud's request ID."
     )
     result: Literal["Succeeded", "Failed"] = Field(description="Outcome of the call.")
+    field: WrittenField | None = Field(
+        default=None, description="The field written. Absent only in entries of operator "
+        "versions before the typed ledger.",
+    )  # fmt: skip
+    kind: ChangeKind | None = Field(default=None, description="The kind of change.")
+    target: WriteTarget | None = Field(default=None, description="The value the call set.")
+    error_class: str | None = Field(
+        default=None, max_length=64,
+        description="For a failed call: the error class, e.g. CloudInvalidRequest or "
+        "CloudThrottled (docs/architecture.md, \"Errors and retries\").",
+    )  # fmt: skip
+    error: str | None = Field(
+        default=None, max_length=512, description="For a failed call: the cloud's message."
+    )
+    generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation the change was planned from."
+    )
+    account: str | None = Field(
+        default=None, max_length=256,
+        description="The CloudAccount's uid and generation and its Secret's resourceVersion at "
+        "the call. A change refused as invalid, unsupported or not permitted is not sent again "
+        "until the generation or this changes.",
+    )  # fmt: skip
+    retry_at: datetime.datetime | None = Field(
+        default=None, description="For a failed call that is retried: not before this time."
+    )
 
 
 class InferenceServiceStatus(ApiModel):
@@ -285,5 +337,6 @@ class InferenceServiceStatus(ApiModel):
     journal: list[JournalEntry] = Field(
         default_factory=list,
         max_length=JOURNAL_MAX_ENTRIES,
-        description=f"The last {JOURNAL_MAX_ENTRIES} cloud write calls, newest last.",
+        description=f"The last cloud write calls (at most {JOURNAL_MAX_ENTRIES}), newest last; "
+        "the last call of each field is kept even when older.",
     )

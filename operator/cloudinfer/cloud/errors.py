@@ -134,6 +134,12 @@ class AuthError(CloudError):
     reason = "CloudAuthFailed"
 
 
+class PermissionDeniedError(AuthError):
+    """The credentials are valid but not allowed to do this (a missing IAM/CAM policy)."""
+
+    reason = "CloudPermissionDenied"
+
+
 class ClockSkewError(AuthError):
     """The signature's timestamp is outside the cloud's window: the local clock is off."""
 

@@ -36,7 +36,7 @@ from yarl import URL
 
 from cloudinfer.api.common import GROUP, VERSION
 from cloudinfer.main import client_library
-from cloudinfer.reconcile.runtime import ACCOUNTS_PLURAL
+from cloudinfer.reconcile.kube_access import ACCOUNTS_PLURAL
 
 MAX_CONCURRENT_REQUESTS: Final = 16
 """Non-watch requests in flight at once (a response's body is read after its slot is freed)."""

@@ -22,13 +22,10 @@ from cloudinfer.main.events import EventPoster
 from cloudinfer.main.settings import Settings
 from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.claims import claimant_from, is_deleting
-from cloudinfer.reconcile.runtime import (
-    SERVICES_PLURAL,
-    Runtime,
-    ServiceReconciler,
-    error_message,
-    error_reason,
-)
+from cloudinfer.reconcile.kube_access import SERVICES_PLURAL
+from cloudinfer.reconcile.outcomes import error_message, error_reason
+from cloudinfer.reconcile.reconciler import ServiceReconciler
+from cloudinfer.reconcile.runtime import Runtime
 
 logger = logging.getLogger("cloudinfer")
 

@@ -23,6 +23,7 @@ from cloudinfer.main.apiserver import (
     status_message,
 )
 from cloudinfer.main.events import EventPoster
+from cloudinfer.reconcile.kube_access import SecretData
 
 NOT_FOUND: Final = 404
 REQUEST_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10)
@@ -40,7 +41,7 @@ class KubeApiError(Exception):
 
 
 class KubernetesAccess:
-    """Implements cloudinfer.reconcile.runtime.KubeAccess."""
+    """Implements cloudinfer.reconcile.kube_access.KubeAccess."""
 
     def __init__(
         self, connection: ApiserverConnection = CONNECTION, events: EventPoster | None = None
@@ -70,21 +71,27 @@ class KubernetesAccess:
             raise KubeApiError(method, path, response.status, "the reply is not a JSON object")
         return body
 
-    async def _data(self, resource: str, namespace: str, name: str) -> dict[str, str] | None:
+    async def _data(
+        self, resource: str, namespace: str, name: str
+    ) -> tuple[dict[str, str], str] | None:
+        """An object's data and its resourceVersion, or None if it does not exist."""
         path = f"/api/v1/namespaces/{path_segment(namespace)}/{resource}/{path_segment(name)}"
         body = await self._call("GET", path)
         if body is None:
             return None
         data = body.get("data") or {}
-        return {str(key): str(value) for key, value in data.items()}
+        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+        return {str(key): str(value) for key, value in data.items()}, version
 
-    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        """The Secret's data, values base64-encoded as the API serves them."""
-        return await self._data("secrets", namespace, name)
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
+        """The Secret's data, values base64-encoded as the API serves them, and its
+        resourceVersion."""
+        found = await self._data("secrets", namespace, name)
+        return None if found is None else SecretData(*found)
 
     async def read_configmap_key(self, namespace: str, name: str, key: str) -> str | None:
-        data = await self._data("configmaps", namespace, name)
-        return None if data is None else data.get(key)
+        found = await self._data("configmaps", namespace, name)
+        return None if found is None else found[0].get(key)
 
     async def patch_status(
         self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]

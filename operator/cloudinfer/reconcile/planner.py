@@ -36,7 +36,9 @@ from cloudinfer.cloud.model import (
     Stop,
     Support,
 )
-from cloudinfer.reconcile.windows import InvalidWindowError, Transition, evaluate
+from cloudinfer.reconcile.ledger import LedgerEntry, target_of
+from cloudinfer.reconcile.outcomes import HOLD_REASONS, Retry, outcome_named
+from cloudinfer.reconcile.windows import InvalidWindowError, Transition, WindowState, evaluate
 
 # What each cloud's RPS limit applies to (clouds.md §5); converting scopes would silently
 # change meaning on every scale, so a mismatch is reported instead.
@@ -52,23 +54,9 @@ SCHEDULE_TOLERANCE = datetime.timedelta(seconds=90)
 # A write the cloud has not reflected after this long (in observations taken after it) may
 # be sent again; before that it is in flight.
 IN_FLIGHT_GRACE = datetime.timedelta(seconds=60)
-# After a failed write, the same field is not tried again for this long: a refusal must not
-# turn into a hot loop (each attempt changes status, which wakes the reconciler again).
-FAILED_WRITE_BACKOFF = datetime.timedelta(seconds=15)
 # A native one-shot stop is the cloud's to perform; the operator steps in only if the cloud
 # has not stopped the service this long after the scheduled time.
 NATIVE_STOP_GRACE = datetime.timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class RecentWrite:
-    """One write the operator made (from status.journal), used to avoid duplicates."""
-
-    field: ServiceField
-    at: datetime.datetime
-    succeeded: bool = True
-    stop_at: datetime.datetime | None = None
-    """For a schedule write: the stop time it set."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +66,13 @@ class PlanInput:
     observed_at: datetime.datetime
     """When the observation was read from the cloud."""
     now: datetime.datetime
-    recent_writes: tuple[RecentWrite, ...] = ()
+    recent_writes: tuple[LedgerEntry, ...] = ()
+    """The write ledger (status.journal), oldest first."""
     paused: bool = False
+    generation: int = 0
+    """The resource's metadata.generation: a held write is held for one generation."""
+    account: str | None = None
+    """The account fingerprint (observer.Snapshot.account): a new one lifts holds too."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +106,8 @@ class Plan:
     wake_at: datetime.datetime | None = None
     """Re-plan at this instant even if nothing else happens (a window edge, an emulated stop)."""
     invalid: tuple[str, ...] = field(default=())
+    failed_write: LedgerEntry | None = None
+    """The latest refused write still in effect (held, or backing off): Synced reports it."""
 
 
 def _fmt_rate(rps: float | None, scope: RateLimitScope | None) -> str:
@@ -121,13 +116,34 @@ def _fmt_rate(rps: float | None, scope: RateLimitScope | None) -> str:
     return f"{rps:g}/s {scope.value if scope else ''}".strip()
 
 
+def _last_write(inputs: PlanInput, target: ServiceField) -> LedgerEntry | None:
+    writes = [w for w in inputs.recent_writes if w.field is target]
+    return max(writes, key=lambda w: w.at) if writes else None
+
+
 def backoff_until(inputs: PlanInput, target: ServiceField) -> datetime.datetime | None:
-    """When a failed write to `target` may be retried, if that is still in the future."""
-    failed = [w.at for w in inputs.recent_writes if w.field is target and not w.succeeded]
-    if not failed:
+    """When a refused write to `target` may be retried, if that is still in the future (the
+    retry time the error policy gave the refusal, outcomes.py)."""
+    last = _last_write(inputs, target)
+    if last is None or last.succeeded or last.retry_at is None:
         return None
-    retry_at = max(failed) + FAILED_WRITE_BACKOFF
-    return retry_at if retry_at > inputs.now else None
+    return last.retry_at if last.retry_at > inputs.now else None
+
+
+def held(inputs: PlanInput, change: Change) -> LedgerEntry | None:
+    """The refusal that holds `change`: the field's last write was this very change (kind
+    and target), refused for good (outcomes.Retry.HOLD) at this generation and account
+    fingerprint. Time plays no part: only a new generation or fingerprint lifts it."""
+    last = _last_write(inputs, change.field)
+    if last is None or last.succeeded:
+        return None
+    if outcome_named(last.error_class).retry is not Retry.HOLD:
+        return None
+    if (last.generation, last.account) != (inputs.generation, inputs.account):
+        return None
+    if (last.kind, last.target) != (change.kind, target_of(change)):
+        return None
+    return last
 
 
 def _is_in_flight(inputs: PlanInput, target: ServiceField) -> bool:
@@ -160,10 +176,31 @@ class _Draft:
     blocked: list[Blocked] = field(default_factory=list)
     waiting: bool = False
     wake_at: list[datetime.datetime] = field(default_factory=list)
+    held: list[LedgerEntry] = field(default_factory=list)
 
     def unsupported(self, target: ServiceField, support: Support, what: str, why: str) -> None:
         reason = Reason.UNSUPPORTED_BY_CLOUD
         self.blocked.append(Blocked(target, reason, f"{what} is {support.value} here: {why}"))
+
+
+def _admit(inputs: PlanInput, draft: _Draft, change: Change) -> None:
+    """Send `change`, unless the cloud refused it for good (held), or a write to its field
+    is in flight or backing off (waiting)."""
+    refusal = held(inputs, change)
+    if refusal is not None:
+        draft.held.append(refusal)
+        draft.blocked.append(
+            Blocked(
+                change.field,
+                outcome_named(refusal.error_class).reason,
+                f"{refusal.change} was refused ({refusal.error_class}: {refusal.error}); not "
+                "sent again until the spec, the CloudAccount or its Secret changes",
+            )
+        )
+    elif _is_in_flight(inputs, change.field):
+        draft.waiting = True
+    else:
+        draft.changes.append(change)
 
 
 def _manageable(caps: Capabilities, target: ServiceField) -> bool:
@@ -174,50 +211,93 @@ def _note(caps: Capabilities, target: ServiceField, default: str) -> str:
     return caps.notes.get(target, default)
 
 
-def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision table
-    """Decide what to do about one service. Pure: same inputs, same plan."""
-    spec, observed, now = inputs.spec, inputs.observed, inputs.now
-    caps = observed.capabilities
-    sid = observed.service_id
-    draft = _Draft()
+@dataclass(frozen=True)
+class _RunIntent:
+    """The run state the spec asks for now, and what the cloud will do about it itself."""
 
-    # ---- desired run state ------------------------------------------------------------------
-    schedule = spec.stop_schedule
-    window_state = None
+    want_stopped: bool
+    stop_reason: Reason | None
+    """Suspended or ScheduledStop when the spec wants the service stopped."""
+    windows: WindowState | None
+    stop_at: datetime.datetime | None
+    stop_at_native: bool
+    """The cloud schedules the one-shot stop itself."""
+    stop_at_passed: bool
+    cloud_stops_soon: bool
+    """A native stopAt has just passed: the cloud stops the service (maybe a few seconds
+    late), so the operator must not race it."""
+
+
+def plan(inputs: PlanInput) -> Plan:
+    """Decide what to do about one service. Pure: same inputs, same plan."""
+    draft = _Draft()
     try:
-        if schedule is not None and schedule.windows:
-            window_state = evaluate(list(schedule.windows), schedule.time_zone, now)
+        intent = _run_intent(inputs, draft)
     except InvalidWindowError as err:
         return _invalid(inputs, str(err))
+    if inputs.observed.phase is Phase.TRANSITIONING:
+        draft.waiting = True
+    run_state_change = _plan_run_state(inputs, intent, draft)
+    _plan_replicas(inputs, intent, draft)
+    # One run-state change at a time: the other fields follow once the cloud has settled.
+    if inputs.spec.rate_limit is not None and run_state_change is None:
+        _plan_rate_limit(inputs, draft)
+    # A passed native stop is the cloud's to fire (or has fired): never clear it.
+    if (
+        inputs.spec.stop_schedule is not None
+        and not inputs.observed.platform_stop
+        and run_state_change is None
+        and not (intent.stop_at_passed and intent.stop_at_native)
+    ):
+        _plan_schedule(inputs, draft, intent.stop_at if intent.stop_at_native else None)
+    next_transition = intent.windows.next_transition if intent.windows else None
+    return _finish(inputs, draft, intent.stop_reason, next_transition)
+
+
+def _run_intent(inputs: PlanInput, draft: _Draft) -> _RunIntent:
+    """Step 1: the desired run state from suspend, the windows and stopAt; the instants at
+    which it changes go into `draft.wake_at`. Raises InvalidWindowError."""
+    spec, now, caps = inputs.spec, inputs.now, inputs.observed.capabilities
+    schedule = spec.stop_schedule
+    windows = None
+    if schedule is not None and schedule.windows:
+        windows = evaluate(list(schedule.windows), schedule.time_zone, now)
+    inside_window = bool(windows and windows.inside)
     stop_at = schedule.stop_at if schedule is not None else None
     stop_at_native = _manageable(caps, ServiceField.SCHEDULE) and (caps.schedule is Support.NATIVE)
     stop_at_passed = stop_at is not None and stop_at <= now
-    want_stopped = spec.suspend or bool(window_state and window_state.inside) or stop_at_passed
-    # The cloud performs a native stopAt itself (maybe a few seconds late): don't race it.
+    want_stopped = spec.suspend or inside_window or stop_at_passed
     cloud_stops_soon = (
         stop_at is not None
         and stop_at_passed
         and stop_at_native
         and not spec.suspend
-        and not (window_state and window_state.inside)
+        and not inside_window
         and now - stop_at < NATIVE_STOP_GRACE
     )
     if cloud_stops_soon and stop_at is not None:
         draft.wake_at.append(stop_at + NATIVE_STOP_GRACE)
+    if windows and windows.next_transition:
+        draft.wake_at.append(windows.next_transition.at)
+    if stop_at is not None and not stop_at_passed:
+        draft.wake_at.append(stop_at)
     stop_reason = (
         Reason.SUSPENDED if spec.suspend else Reason.SCHEDULED_STOP if want_stopped else None
     )
-    if window_state and window_state.next_transition:
-        draft.wake_at.append(window_state.next_transition.at)
-    if stop_at is not None and not stop_at_passed:
-        draft.wake_at.append(stop_at)
+    return _RunIntent(
+        want_stopped, stop_reason, windows, stop_at, stop_at_native, stop_at_passed,
+        cloud_stops_soon,
+    )  # fmt: skip
 
-    transitioning = observed.phase is Phase.TRANSITIONING
-    if transitioning:
-        draft.waiting = True
 
+def _plan_run_state(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | None:
+    """Step 2: stop or resume, unless the platform holds the service, the cloud is about to
+    stop it itself, or someone else stopped it. Returns the change wanted (even if in flight)."""
+    observed = inputs.observed
+    caps, sid = observed.capabilities, observed.service_id
     is_stopped = observed.phase is Phase.STOPPED
-    run_state_change: Change | None = None
+    transitioning = observed.phase is Phase.TRANSITIONING
+    change: Change | None = None
     if observed.platform_stop:
         draft.blocked.append(
             Blocked(
@@ -227,11 +307,11 @@ def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision ta
                 "the cloud console, the operator will not restart it",
             )
         )
-    elif want_stopped and not is_stopped and cloud_stops_soon:
+    elif intent.want_stopped and not is_stopped and intent.cloud_stops_soon:
         draft.waiting = True
-    elif want_stopped and not is_stopped and not transitioning:
+    elif intent.want_stopped and not is_stopped and not transitioning:
         if _manageable(caps, ServiceField.STOP):
-            run_state_change = Stop(service_id=sid, reason=f"{stop_reason}: stop requested")
+            change = Stop(service_id=sid, reason=f"{intent.stop_reason}: stop requested")
         else:
             draft.unsupported(
                 ServiceField.STOP,
@@ -239,83 +319,73 @@ def plan(inputs: PlanInput) -> Plan:  # noqa: PLR0912, PLR0915 - one decision ta
                 "stopping",
                 _note(caps, ServiceField.STOP, "the cloud has no stop action"),
             )
-    elif not want_stopped and is_stopped:
-        rhythm = window_state is not None  # windows own the run state
-        # A native one-shot stop the operator scheduled is the operator's stop too: moving
-        # stopAt into the future (or removing it) starts the service again.
-        scheduled_by_us = schedule is not None and any(
-            w.field is ServiceField.SCHEDULE and w.succeeded and w.stop_at and w.stop_at <= now
-            for w in inputs.recent_writes
-        )
-        if rhythm or scheduled_by_us or _operator_stopped_it(inputs):
-            if _manageable(caps, ServiceField.RESUME):
-                run_state_change = Resume(service_id=sid, reason="run state: start requested")
-            else:
-                draft.unsupported(
-                    ServiceField.RESUME,
-                    caps.resume,
-                    "starting",
-                    _note(caps, ServiceField.RESUME, "the cloud has no start action"),
-                )
-        else:
-            draft.blocked.append(
-                Blocked(
-                    ServiceField.RESUME,
-                    Reason.STOPPED_OUTSIDE_OPERATOR,
-                    "the service was stopped outside the operator; set suspend: true to keep "
-                    "it stopped, or start it in the cloud console",
-                )
-            )
-    if run_state_change is not None:
-        target = run_state_change.field
+    elif not intent.want_stopped and is_stopped:
+        change = _resume(inputs, intent, draft)
+    if change is not None:
         draft.drift.append(
-            FieldDrift(target, "Stopped" if want_stopped else "Running", observed.phase.value)
+            FieldDrift(
+                change.field, "Stopped" if intent.want_stopped else "Running", observed.phase.value
+            )
         )
-        if _is_in_flight(inputs, target):
-            draft.waiting = True
-        else:
-            draft.changes.append(run_state_change)
+        _admit(inputs, draft, change)
+    return change
 
-    # ---- field changes: only while the service runs and settles ------------------------------
-    settled_running = observed.phase is Phase.RUNNING and not want_stopped
-    if spec.replicas is not None:
-        have = observed.replicas.desired
-        if settled_running and have is not None and have != spec.replicas:
-            draft.drift.append(FieldDrift(ServiceField.REPLICAS, str(spec.replicas), str(have)))
-            if not _manageable(caps, ServiceField.REPLICAS):
-                draft.unsupported(
-                    ServiceField.REPLICAS,
-                    caps.replicas,
-                    "replicas",
-                    _note(caps, ServiceField.REPLICAS, "the cloud cannot scale this service"),
-                )
-            elif _is_in_flight(inputs, ServiceField.REPLICAS):
-                draft.waiting = True
-            else:
-                draft.changes.append(
-                    Scale(
-                        service_id=sid,
-                        replicas=spec.replicas,
-                        reason=f"replicas {have} -> {spec.replicas}",
-                    )
-                )
 
-    # One run-state change at a time: the other fields follow once the cloud has settled.
-    if spec.rate_limit is not None and run_state_change is None:
-        _plan_rate_limit(inputs, draft)
-
-    # A passed native stop is the cloud's to fire (or has fired): never clear it.
-    if (
-        schedule is not None
-        and not observed.platform_stop
-        and run_state_change is None
-        and not (stop_at_passed and stop_at_native)
-    ):
-        _plan_schedule(inputs, draft, stop_at if stop_at_native else None)
-
-    return _finish(
-        inputs, draft, stop_reason, window_state.next_transition if window_state else None
+def _resume(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | None:
+    """A stopped service the spec wants running: started again only if the operator (or a
+    window, which owns the rhythm) stopped it."""
+    caps, sid = inputs.observed.capabilities, inputs.observed.service_id
+    schedule = inputs.spec.stop_schedule
+    rhythm = intent.windows is not None  # windows own the run state
+    # A native one-shot stop the operator scheduled is the operator's stop too: moving
+    # stopAt into the future (or removing it) starts the service again.
+    scheduled_by_us = schedule is not None and any(
+        w.field is ServiceField.SCHEDULE
+        and w.succeeded
+        and w.target.stop_at is not None
+        and w.target.stop_at <= inputs.now
+        for w in inputs.recent_writes
     )
+    if not (rhythm or scheduled_by_us or _operator_stopped_it(inputs)):
+        draft.blocked.append(
+            Blocked(
+                ServiceField.RESUME,
+                Reason.STOPPED_OUTSIDE_OPERATOR,
+                "the service was stopped outside the operator; set suspend: true to keep "
+                "it stopped, or start it in the cloud console",
+            )
+        )
+        return None
+    if _manageable(caps, ServiceField.RESUME):
+        return Resume(service_id=sid, reason="run state: start requested")
+    draft.unsupported(
+        ServiceField.RESUME,
+        caps.resume,
+        "starting",
+        _note(caps, ServiceField.RESUME, "the cloud has no start action"),
+    )
+    return None
+
+
+def _plan_replicas(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> None:
+    """Step 3: replicas, only while the service runs and settles."""
+    spec, observed = inputs.spec, inputs.observed
+    caps, sid = observed.capabilities, observed.service_id
+    settled_running = observed.phase is Phase.RUNNING and not intent.want_stopped
+    have = observed.replicas.desired
+    if spec.replicas is None or not settled_running or have is None or have == spec.replicas:
+        return
+    draft.drift.append(FieldDrift(ServiceField.REPLICAS, str(spec.replicas), str(have)))
+    if not _manageable(caps, ServiceField.REPLICAS):
+        draft.unsupported(
+            ServiceField.REPLICAS,
+            caps.replicas,
+            "replicas",
+            _note(caps, ServiceField.REPLICAS, "the cloud cannot scale this service"),
+        )
+    else:
+        reason = f"replicas {have} -> {spec.replicas}"
+        _admit(inputs, draft, Scale(service_id=sid, replicas=spec.replicas, reason=reason))
 
 
 def _plan_rate_limit(inputs: PlanInput, draft: _Draft) -> None:
@@ -355,22 +425,22 @@ def _plan_rate_limit(inputs: PlanInput, draft: _Draft) -> None:
             )
         )
         return
-    if _is_in_flight(inputs, ServiceField.RATE_LIMIT) or observed.phase is Phase.TRANSITIONING:
+    if observed.phase is Phase.TRANSITIONING:
         draft.waiting = True
         return
+    change: Change
     if want_rps is None:
-        draft.changes.append(ClearRateLimit(service_id=sid, reason="rate limit -> unlimited"))
+        change = ClearRateLimit(service_id=sid, reason="rate limit -> unlimited")
     else:
         assert want_scope is not None
-        draft.changes.append(
-            SetRateLimit(
-                service_id=sid,
-                rps=want_rps,
-                scope=want_scope,
-                reason=f"rate limit {_fmt_rate(have_rps, have_scope)} -> "
-                f"{_fmt_rate(want_rps, want_scope)}",
-            )
+        change = SetRateLimit(
+            service_id=sid,
+            rps=want_rps,
+            scope=want_scope,
+            reason=f"rate limit {_fmt_rate(have_rps, have_scope)} -> "
+            f"{_fmt_rate(want_rps, want_scope)}",
         )
+    _admit(inputs, draft, change)
 
 
 def _plan_schedule(
@@ -397,19 +467,19 @@ def _plan_schedule(
             have.isoformat() if have else "none",
         )
     )
-    if _is_in_flight(inputs, ServiceField.SCHEDULE) or observed.phase is Phase.TRANSITIONING:
+    if observed.phase is Phase.TRANSITIONING:
         draft.waiting = True
         return
+    change: Change
     if native_stop_at is None:
-        draft.changes.append(ClearSchedule(service_id=sid, reason="scheduled stop -> none"))
+        change = ClearSchedule(service_id=sid, reason="scheduled stop -> none")
     else:
-        draft.changes.append(
-            SetSchedule(
-                service_id=sid,
-                stop_at=native_stop_at,
-                reason=f"scheduled stop -> {native_stop_at.isoformat()}",
-            )
+        change = SetSchedule(
+            service_id=sid,
+            stop_at=native_stop_at,
+            reason=f"scheduled stop -> {native_stop_at.isoformat()}",
         )
+    _admit(inputs, draft, change)
 
 
 def _invalid(inputs: PlanInput, message: str) -> Plan:
@@ -436,10 +506,15 @@ def _finish(
     proposed = tuple(draft.changes)
     observe_only = spec.policy.mode == "ObserveOnly"
     changes: tuple[Change, ...] = () if (observe_only or inputs.paused) else proposed
+    backing_off: list[LedgerEntry] = []
     for target in ServiceField:
         retry_at = backoff_until(inputs, target)
-        if retry_at is not None:
+        last = _last_write(inputs, target)
+        if retry_at is not None and last is not None:
             draft.wake_at.append(retry_at)
+            if last.error_class is not None:  # not an entry of a version before the ledger
+                backing_off.append(last)
+    refusals = [*draft.held, *backing_off]
     wake_at = min(draft.wake_at) if draft.wake_at else None
     blocked = tuple(draft.blocked)
     drift = tuple(draft.drift)
@@ -458,6 +533,7 @@ def _finish(
         message=message,
         next_transition=next_transition,
         wake_at=wake_at,
+        failed_write=max(refusals, key=lambda w: w.at) if refusals else None,
     )
 
 
@@ -472,7 +548,9 @@ def _verdict(  # noqa: PLR0911, PLR0917 - severity order, one return per rung
 ) -> tuple[Reason, str, bool]:
     observed = inputs.observed
     # Severity order: what needs a person first, then what the operator is doing.
-    for wanted in (Reason.PLATFORM_STOPPED, Reason.UNSUPPORTED_BY_CLOUD):
+    for wanted in dict.fromkeys(
+        (Reason.PLATFORM_STOPPED, Reason.UNSUPPORTED_BY_CLOUD, *HOLD_REASONS)
+    ):
         hits = [b for b in blocked if b.reason is wanted]
         if hits:
             return wanted, "; ".join(b.message for b in hits), False

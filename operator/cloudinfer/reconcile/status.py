@@ -1,4 +1,6 @@
-"""Pure status builders: conditions, the observed block, capabilities, the journal, patches.
+"""Pure status builders: conditions, the observed block, capabilities, patches.
+
+The journal is the write ledger's (ledger.py).
 
 Status is rebuilt from scratch every reconcile and compared with what is stored; only a
 difference is written (as a JSON merge patch), so a steady state writes nothing.
@@ -6,21 +8,18 @@ difference is written (as a JSON merge patch), so a steady state writes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cloudinfer.api.conditions import ConditionType, Reason
-from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES
 from cloudinfer.cloud.model import (
     Capabilities,
     ObservedService,
-    RateLimitScope,
-    ServiceField,
     Support,
 )
-from cloudinfer.reconcile.planner import Plan, RecentWrite
+from cloudinfer.reconcile.ledger import API_SCOPE_NAME
+from cloudinfer.reconcile.planner import Plan
 from cloudinfer.reconcile.windows import Transition
 
 JsonDict = dict[str, Any]
@@ -29,16 +28,6 @@ _CAPABILITY = {
     Support.EMULATED: "Emulated",
     Support.READ_ONLY: "ReadOnly",
     Support.UNSUPPORTED: "Unsupported",
-}
-_SCOPE = {RateLimitScope.PER_REPLICA: "PerInstance", RateLimitScope.PER_SERVICE: "PerService"}
-_FIELD_BY_KIND = {
-    "scale": ServiceField.REPLICAS,
-    "set-rate-limit": ServiceField.RATE_LIMIT,
-    "clear-rate-limit": ServiceField.RATE_LIMIT,
-    "set-schedule": ServiceField.SCHEDULE,
-    "clear-schedule": ServiceField.SCHEDULE,
-    "stop": ServiceField.STOP,
-    "resume": ServiceField.RESUME,
 }
 
 
@@ -100,7 +89,7 @@ def observed_block(observed: ObservedService) -> JsonDict:
         "rateLimit": (
             {
                 "requestsPerSecond": observed.rate_limit.rps,
-                "scope": _SCOPE[observed.rate_limit.scope],
+                "scope": API_SCOPE_NAME[observed.rate_limit.scope],
             }
             if observed.rate_limit
             else None
@@ -113,63 +102,6 @@ def next_transition(transition: Transition | None) -> JsonDict | None:
     if transition is None:
         return None
     return {"action": transition.action, "at": timestamp(transition.at)}
-
-
-def precise_timestamp(when: datetime.datetime) -> str:
-    """Milliseconds matter in the journal: the duplicate-write guard compares write times
-    with observation times."""
-    utc = when.astimezone(datetime.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def journal_entry(
-    *,
-    when: datetime.datetime,
-    action: str,
-    change: str,
-    request_id: str | None,
-    succeeded: bool,
-) -> JsonDict:
-    entry: JsonDict = {
-        "time": precise_timestamp(when),
-        "action": action[:128],
-        "change": change[:512],
-        "result": "Succeeded" if succeeded else "Failed",
-    }
-    if request_id:
-        entry["requestId"] = request_id[:256]
-    return entry
-
-
-def append_journal(journal: Sequence[JsonDict], entries: Sequence[JsonDict]) -> list[JsonDict]:
-    return [*journal, *entries][-JOURNAL_MAX_ENTRIES:]
-
-
-def journal_field(entry: Mapping[str, Any]) -> ServiceField | None:
-    """Which field a journal entry wrote; the kind is the change's first word."""
-    kind = str(entry.get("change", "")).split(":", 1)[0]
-    return _FIELD_BY_KIND.get(kind)
-
-
-def recent_writes(journal: Sequence[Mapping[str, Any]]) -> tuple[RecentWrite, ...]:
-    """The journal as the planner's duplicate-write guard (survives operator restarts)."""
-    writes = []
-    for entry in journal:
-        target = journal_field(entry)
-        try:
-            at = datetime.datetime.fromisoformat(str(entry.get("time")))
-        except ValueError:
-            continue
-        if target is not None:
-            stop_at = None
-            change = str(entry.get("change", ""))
-            if change.startswith("set-schedule:") and "-> " in change:
-                with contextlib.suppress(ValueError):
-                    stop_at = datetime.datetime.fromisoformat(
-                        change.rsplit("-> ", 1)[1].split(" ", 1)[0]
-                    )
-            writes.append(RecentWrite(target, at, entry.get("result") == "Succeeded", stop_at))
-    return tuple(writes)
 
 
 def service_conditions(

@@ -20,6 +20,7 @@ local DEGRADED = {
   ServiceNotFound = true,
   SecretNotFound = true,
   CloudRejected = true,
+  PermissionDenied = true,
   CloudServiceFailed = true,
   PlatformStopped = true,
   QuotaExceeded = true,

@@ -16,6 +16,7 @@ from cloudinfer.cloud.errors import (
     ConflictError,
     ErrorTable,
     NotFoundError,
+    PermissionDeniedError,
     QuotaError,
     ThrottledError,
     TransientError,
@@ -39,8 +40,8 @@ HUAWEI_ERRORS: Final[ErrorTable] = {
         "ModelArts.4127",
         "ModelArts.0206",  # invalid AK/SK
         "ModelArts.0210",  # project id mismatch
-        "ModelArts.0108",  # not authorized
     ),
+    "ModelArts.0108": PermissionDeniedError,  # not authorized (an IAM policy)
     # X-Sdk-Date more than 15 minutes off the gateway clock.
     "APIGW.0303": ClockSkewError,
     "ModelArts.3502": NotFoundError,

@@ -18,6 +18,7 @@ from cloudinfer.cloud.errors import (
     ErrorTable,
     InvalidRequestError,
     NotFoundError,
+    PermissionDeniedError,
     QuotaError,
     ThrottledError,
     TransientError,
@@ -44,6 +45,10 @@ TENCENT_ERRORS: Final[ErrorTable] = {
         "AuthFailure.SecretIdNotFound",
         "AuthFailure.InvalidSecretId",
         "AuthFailure.TokenFailure",
+    ),
+    # The key is valid, its CAM policy does not allow the action.
+    **_all(
+        PermissionDeniedError,
         "AuthFailure.UnauthorizedOperation",
         "AuthFailure.NoPermission",
         "UnauthorizedOperation",
