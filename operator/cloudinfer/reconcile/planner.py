@@ -38,8 +38,8 @@ from cloudinfer.cloud.model import (
 )
 from cloudinfer.reconcile.windows import InvalidWindowError, Transition, evaluate
 
-# What each cloud's RPS limit applies to (clouds.md §5); converting scopes would silently
-# change meaning on every scale, so a mismatch is reported instead.
+# What each cloud's RPS limit applies to (docs/clouds/README.md#what-an-rps-limit-applies-to);
+# converting scopes would silently change meaning on every scale, so a mismatch is reported instead.
 CLOUD_RATE_LIMIT_SCOPE = {
     Cloud.TENCENT: RateLimitScope.PER_REPLICA,
     Cloud.HUAWEI: RateLimitScope.PER_SERVICE,
