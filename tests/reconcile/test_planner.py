@@ -396,11 +396,6 @@ def test_every_change_names_its_reason_for_the_journal() -> None:
     ]
 
 
-def test_planning_is_pure() -> None:
-    inputs = PlanInput(spec(replicas=3, stopSchedule=NIGHTS), observed(), OBSERVED_AT, NOW)
-    assert plan(inputs) == plan(inputs)
-
-
 def test_the_journal_round_trips_into_the_duplicate_write_guard() -> None:
     entry = journal_entry(
         when=NOW, action="ModifyModelServicePartialConfig",
