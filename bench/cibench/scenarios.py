@@ -40,7 +40,8 @@ LIST = "DescribeModelServiceGroups"
 DESCRIBE = "DescribeModelService"
 MODIFY = "ModifyModelService"
 PARTIAL = "ModifyModelServicePartialConfig"
-WRITE_LIMIT_PER_SECOND = 20.0  # TI-ONE's documented limit, per action (clouds.md §2.6)
+# TI-ONE's documented limit, per action (docs/clouds/tencent-tione.md#rate-limits).
+WRITE_LIMIT_PER_SECOND = 20.0
 LIST_PAGE = 100
 POLL_GAP_SECONDS = 0.8  # list calls closer than this belong to one poll (its pages)
 

@@ -1,4 +1,5 @@
-"""Every documented error code of each cloud maps to its class (clouds.md §2.5, §3.5, §4.5),
+"""Every documented error code of each cloud maps to its class (docs/clouds/tencent-tione.md#errors,
+docs/clouds/huawei-modelarts.md#errors, docs/clouds/baidu-qianfan.md#errors),
 and unreadable replies or transport failures become classified errors, never crashes."""
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from cloudinfer.cloud.huawei.errors import HUAWEI_ERRORS
 from cloudinfer.cloud.tencent import envelope as tencent
 from cloudinfer.cloud.tencent.errors import TENCENT_ERRORS
 
-# The spec, transcribed from clouds.md independently of the code's tables.
+# The spec, transcribed from docs/clouds/ (each page's #errors) independently of the code's tables.
 TENCENT_SPEC: dict[type[CloudError], list[str]] = {
     ThrottledError: [
         "RequestLimitExceeded",

@@ -36,7 +36,7 @@ def _tencent_observed(data: dict[str, Any]) -> Any:
     return tencent_service(_payload(data), capabilities=TENCENT_CAPABILITIES)
 
 
-# Every status clouds.md lists, with the phase we chose.
+# Every status docs/clouds/tencent-tione.md#field-map lists, with the phase we chose.
 TENCENT_PHASES = {
     "CREATING": Phase.TRANSITIONING,
     "CREATE_FAILED": Phase.FAILED,

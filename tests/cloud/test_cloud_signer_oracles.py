@@ -90,7 +90,8 @@ bodies = st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encod
 def _tencent_sdk_authorization(
     *, secret_id: str, secret_key: str, host: str, method: str, params: dict[str, Any], ts: int
 ) -> RequestInternal:
-    """The SDK's full request builder with `time.time` pinned (clouds.md §2.2 test hooks)."""
+    """The SDK's full request builder with `time.time` pinned
+    (docs/clouds/tencent-tione.md#signing)."""
     profile = ClientProfile(httpProfile=HttpProfile(endpoint=host, reqMethod=method))
     client = CommonClient("tione", "2021-11-11", Credential(secret_id, secret_key), "", profile)
     request = RequestInternal(host, method, "/", header={})

@@ -133,7 +133,7 @@ def test_observe_maps_every_field() -> None:
 
 
 def test_a_disabled_schedule_with_a_time_is_no_schedule() -> None:
-    """ScheduleStop decides, not the presence of a time (clouds.md §2.3)."""
+    """ScheduleStop decides, not the presence of a time (docs/clouds/tencent-tione.md#field-map)."""
     rig = make_rig()
     rig.sim.add_service(
         {

@@ -404,8 +404,3 @@ def test_every_change_names_its_reason_for_the_journal() -> None:
     assert [(d.field, d.desired, d.observed) for d in result.drift] == [
         (ServiceField.REPLICAS, "3", "2")
     ]
-
-
-def test_planning_is_pure() -> None:
-    inputs = PlanInput(spec(replicas=3, stopSchedule=NIGHTS), observed(), OBSERVED_AT, NOW)
-    assert plan(inputs) == plan(inputs)

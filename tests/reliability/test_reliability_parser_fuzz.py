@@ -10,9 +10,9 @@ arbitrary bytes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from soak import hypothesis_settings
 
 from cloudinfer.cloud.backoff import Backoff
+from cloudinfer.cloud.baidu.errors import BAIDU_ERRORS
 from cloudinfer.cloud.baidu.provider import BaiduProvider
 from cloudinfer.cloud.credentials import (
     BaiduCredentials,
@@ -31,11 +32,29 @@ from cloudinfer.cloud.credentials import (
     Secret,
     TencentCredentials,
 )
-from cloudinfer.cloud.errors import CloudError
+from cloudinfer.cloud.errors import (
+    AuthError,
+    BusyError,
+    ClockSkewError,
+    CloudError,
+    ConflictError,
+    ErrorTable,
+    InvalidRequestError,
+    MalformedResponseError,
+    NotFoundError,
+    QuotaError,
+    ThrottledError,
+    TransientError,
+    UnsupportedActionError,
+    class_for_status,
+    lookup,
+)
+from cloudinfer.cloud.huawei.errors import HUAWEI_ERRORS
 from cloudinfer.cloud.huawei.provider import HuaweiProvider
 from cloudinfer.cloud.model import Cloud, ObservedService, Scale
 from cloudinfer.cloud.provider import Account
 from cloudinfer.cloud.retry import RetryPolicy
+from cloudinfer.cloud.tencent.errors import TENCENT_ERRORS
 from cloudinfer.cloud.tencent.provider import TencentProvider
 from cloudsim.server import make_sim
 
@@ -142,6 +161,71 @@ def _record(provider_name: str) -> list[Recorded]:
 
 RECORDED = {name: _record(name) for name in CASES}
 
+CLASSIFIED: frozenset[type[CloudError]] = frozenset(
+    {
+        ThrottledError,
+        TransientError,
+        MalformedResponseError,
+        ConflictError,
+        BusyError,
+        NotFoundError,
+        InvalidRequestError,
+        AuthError,
+        ClockSkewError,
+        QuotaError,
+        UnsupportedActionError,
+    }
+)
+"""The classes the reconciler acts on. Compared by exact type: a new or wrong subclass fails."""
+ERROR_TABLES: dict[Cloud, ErrorTable] = {
+    Cloud.TENCENT: TENCENT_ERRORS,
+    Cloud.HUAWEI: HUAWEI_ERRORS,
+    Cloud.BAIDU: BAIDU_ERRORS,
+}
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value).union(*(_keys(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_keys(item) for item in value))
+    return set()
+
+
+def _field_pattern(replies: list[Recorded]) -> re.Pattern[str]:
+    keys = {key for reply in replies for key in _keys(json.loads(reply.body))}
+    alternatives = "|".join(re.escape(key) for key in sorted(keys, key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternatives})\b")
+
+
+REPLY_FIELDS = {name: _field_pattern(replies) for name, replies in RECORDED.items()}
+"""The field names of each cloud's real replies: a parse error must name the one it refused."""
+
+
+def _assert_classified(err: CloudError, case: Case, provider_name: str) -> None:
+    """The error is one the reconciler knows how to handle, and it says what went wrong."""
+    kind = type(err)
+    if kind is CloudError:
+        # The deliberate "unclassified" bucket: only for a code no table knows, or a status
+        # with no meaning of its own (1xx, 3xx).
+        table = ERROR_TABLES[case.cloud]
+        if err.code is not None:
+            assert lookup(table, err.code) is None, f"known code {err.code} left unclassified"
+        else:
+            assert err.http_status is not None, repr(err)
+            assert class_for_status(err.http_status) is CloudError, repr(err)
+    else:
+        assert kind in CLASSIFIED, f"{kind.__name__} is not a classified error: {err!r}"
+    assert err.cloud == case.cloud.value, repr(err)
+    assert err.action, f"the error names no action: {err!r}"
+    assert str(err).startswith(f"{err.cloud} {err.action}: "), str(err)
+    assert err.message.strip(), f"empty message: {err!r}"
+    # Specific: the cloud's code, the HTTP status, or the reply field it could not read.
+    assert (
+        err.code or err.http_status is not None or REPLY_FIELDS[provider_name].search(err.message)
+    ), f"the message names nothing specific: {err!r}"
+
+
 junk = st.recursive(
     st.one_of(
         st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.text(max_size=12),
@@ -220,15 +304,17 @@ def _check(provider_name: str, reply: Recorded) -> None:
             try:
                 observed = await provider.list_services(case.account)
             except CloudError as err:
-                assert type(err).reason and str(err)
+                _assert_classified(err, case, provider_name)
                 return
             assert all(isinstance(o, ObservedService) for o in observed)
             for service in observed[:1]:
-                with contextlib.suppress(CloudError):
+                try:
                     await provider.apply(
                         case.account, Scale(service_id=service.service_id, replicas=3),
                         observed=service,
                     )  # fmt: skip
+                except CloudError as err:
+                    _assert_classified(err, case, provider_name)
         finally:
             await client.aclose()
 

@@ -19,7 +19,8 @@ from cloudsim.timefmt import iso_z
 from .conftest import TC_ID, TC_KEY, TC_REGION, tencent_profile
 from .shapes import seed, shape_mismatches
 
-# The SDK warns when the server returns seed fields its models lack (clouds.md 2.8 item 5).
+# The SDK warns when the server returns seed fields its models lack
+# (docs/clouds/tencent-tione.md#seeds-and-sdks-disagree, item 5).
 pytestmark = pytest.mark.filterwarnings("ignore:.*fileds are useless:UserWarning")
 
 

@@ -62,7 +62,7 @@ class HuaweiCredentials:
     """A Huawei Cloud AK/SK pair, the project the calls act on, and an optional STS token.
 
     The project id is sent as `X-Project-Id`, as `BasicCredentials` in huaweicloudsdkcore does
-    (clouds.md §3.1).
+    (docs/clouds/huawei-modelarts.md#signing).
     """
 
     ak: str

@@ -1,7 +1,8 @@
 """The cloud-neutral model: what the operator observes of a service and what it may change.
 
-Providers translate each cloud's fields into these types (clouds.md §5); the planner compares
-them with the desired state without knowing which cloud it talks to.
+Providers translate each cloud's fields into these types
+(docs/clouds/README.md#cross-cloud-differences); the planner compares them with the desired
+state without knowing which cloud it talks to.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class ServiceField(StrEnum):
 
 
 class RateLimitScope(StrEnum):
-    """What an RPS limit applies to; the clouds differ (clouds.md §5)."""
+    """What an RPS limit applies to; the clouds differ
+    (docs/clouds/README.md#what-an-rps-limit-applies-to)."""
 
     PER_REPLICA = "PerReplica"
     """Each instance gets the limit (TI-ONE `InstanceRpsLimit`, Qianfan `qps`)."""

@@ -17,9 +17,10 @@ SENSITIVE_HEADERS: Final = frozenset(
     {
         "authorization",
         "proxy-authorization",
-        "x-tc-token",  # Tencent STS token (clouds.md §2.1)
-        "x-security-token",  # Huawei STS token (clouds.md §3.2)
-        "x-auth-token",  # Huawei IAM token (the seed's auth scheme, clouds.md §3.1)
+        "x-tc-token",  # Tencent STS token (docs/clouds/tencent-tione.md#endpoint)
+        "x-security-token",  # Huawei STS token (docs/clouds/huawei-modelarts.md#signing)
+        # Huawei IAM token, the seed's auth scheme (docs/clouds/huawei-modelarts.md#signing)
+        "x-auth-token",
     }
 )
 

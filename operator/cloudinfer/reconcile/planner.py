@@ -40,8 +40,8 @@ from cloudinfer.reconcile.ledger import LedgerEntry, target_of
 from cloudinfer.reconcile.outcomes import HOLD_REASONS, Retry, outcome_named
 from cloudinfer.reconcile.windows import InvalidWindowError, Transition, WindowState, evaluate
 
-# What each cloud's RPS limit applies to (clouds.md §5); converting scopes would silently
-# change meaning on every scale, so a mismatch is reported instead.
+# What each cloud's RPS limit applies to (docs/clouds/README.md#what-an-rps-limit-applies-to);
+# converting scopes would silently change meaning on every scale, so a mismatch is reported instead.
 CLOUD_RATE_LIMIT_SCOPE = {
     Cloud.TENCENT: RateLimitScope.PER_REPLICA,
     Cloud.HUAWEI: RateLimitScope.PER_SERVICE,

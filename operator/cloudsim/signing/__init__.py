@@ -1,6 +1,7 @@
 """Server-side verification of the three clouds' request signatures.
 
-Written from the SDK algorithms described in clouds.md; each module is tested against
+Written from the SDK algorithms described in docs/clouds/ (each page's #signing section,
+e.g. docs/clouds/tencent-tione.md#signing); each module is tested against
 tests/data/signing-vectors.json and against the official SDKs as clients.
 """
 

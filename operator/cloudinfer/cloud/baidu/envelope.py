@@ -1,8 +1,9 @@
 """Reading Qianfan console v2 replies: `{"requestId", "result"}` on success, and
 `{"requestId", "code", "message"}` (v2) or `{"error_code", "error_msg"}` (v1) on failure.
 
-The SDK ignores a `{code, message}` body sent with HTTP 200 (clouds.md §4.5); we do not. Auth
-failures at the gateway may come only as `X-Bce-Error-Code`/`X-Bce-Error-Message` headers.
+The SDK ignores a `{code, message}` body sent with HTTP 200 (docs/clouds/baidu-qianfan.md#errors);
+we do not. Auth failures at the gateway may come only as
+`X-Bce-Error-Code`/`X-Bce-Error-Message` headers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Qianfan console and BCE error codes mapped to the taxonomy (clouds.md §4.5, §4.6).
+"""Qianfan console and BCE error codes mapped to the taxonomy (docs/clouds/baidu-qianfan.md#errors).
 
 String codes are the BCE common codes of the v2 `{code, message}` envelope; numeric codes are
 the Qianfan ones the SDK knows (`error_code` bodies). Codes not listed here are classified by
@@ -56,7 +56,8 @@ BAIDU_ERRORS: Final[ErrorTable] = {
     "500000": TransientError,  # ConsoleInternalError
     # The SDK's name for code 18; a string code in v2 envelopes [INFERRED].
     "QPSLimitReached": ThrottledError,
-    # ScaleService beyond the compute unit's free units: surface it, do not retry (§4.5).
+    # ScaleService beyond the compute unit's free units: surface it, do not retry
+    # (docs/clouds/baidu-qianfan.md#errors).
     # The code name is not documented [INFERRED from the TI-ONE capacity code].
     "ResourceInsufficient": QuotaError,
 }

@@ -1,8 +1,9 @@
 """Qianfan console v2 rate budgets, one per action.
 
-No rate limit for the console management actions is documented (clouds.md §4.6) [UNVERIFIED];
-the inference-side RPM/TPM limits do not apply to them. These budgets are our conservative
-defaults, to be overridden per CloudAccount; AIMD shrinks them if the console throttles.
+No rate limit for the console management actions is documented
+(docs/clouds/baidu-qianfan.md#rate-limits) [UNVERIFIED]; the inference-side RPM/TPM limits do
+not apply to them. These budgets are our conservative defaults, to be overridden per
+CloudAccount; AIMD shrinks them if the console throttles.
 """
 
 from __future__ import annotations

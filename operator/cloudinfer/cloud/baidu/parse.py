@@ -1,4 +1,5 @@
-"""Translating Qianfan console v2 service objects into the neutral model (clouds.md §4.3)."""
+"""Translating Qianfan console v2 service objects into the neutral model
+(docs/clouds/baidu-qianfan.md#field-map)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ PHASES: Final[Mapping[str, Phase]] = {
     "Failed": Phase.FAILED,  # 发布失败
     "Stopped": Phase.STOPPED,  # 暂停服务
 }
-"""`runStatus` values (clouds.md §4.3) to neutral phases."""
+"""`runStatus` values (docs/clouds/baidu-qianfan.md#field-map) to neutral phases."""
 
 UNPAID_CHARGE_STATUS: Final = "NotOpen"
 """`chargeStatus` of a service whose billing is not open: a stop we must not fight [INFERRED]."""

@@ -1,4 +1,4 @@
-"""The Qianfan provider, on the console v2 API (issue 6, clouds.md §4).
+"""The Qianfan provider, on the console v2 API (issue 6, docs/clouds/baidu-qianfan.md).
 
 - List: `DescribeServices` in pages of 100 (its maximum), following `nextMarker`.
 - Replicas: `ScaleService` on the service's compute-unit `instanceId`.
@@ -41,10 +41,11 @@ from cloudinfer.cloud.provider import Account
 from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
 
 PUBLIC_ENDPOINT: Final = "https://qianfan.baidubce.com"
-"""The single console host (clouds.md §4.1)."""
+"""The single console host (docs/clouds/baidu-qianfan.md#endpoint)."""
 ROUTE: Final = "/v2/service"
 LIST_PAGE_SIZE: Final = 100
-"""`DescribeServices` maxKeys maximum; larger values are clamped (clouds.md §4.3)."""
+"""`DescribeServices` maxKeys maximum; larger values are clamped
+(docs/clouds/baidu-qianfan.md#reading-services)."""
 
 
 def new_baidu_budgets(clock: Clock) -> RateBudgets:
@@ -123,7 +124,8 @@ class BaiduProvider:
                     action=limits.SCALE_SERVICE,
                 )
             if change.replicas < 1:
-                # deploymentReplicasCount 0 removes the compute unit from the service (§4.4).
+                # deploymentReplicasCount 0 removes the compute unit from the service
+                # (docs/clouds/baidu-qianfan.md#writing-changes).
                 raise InvalidRequestError(
                     "scaling Qianfan to 0 would detach its compute unit; stop it instead",
                     cloud=CLOUD,

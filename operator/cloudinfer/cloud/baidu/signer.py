@@ -1,7 +1,7 @@
 """bce-auth-v1 request signing for Baidu AI Cloud (Qianfan console API), as an `httpx.Auth`.
 
 The algorithm follows `baidubce.auth.bce_v1_signer.sign` in bce-python-sdk 0.9.79, as qianfan
-0.4.12.3 calls it from `iam_sign` (clouds.md §4.2). The body is not signed.
+0.4.12.3 calls it from `iam_sign` (docs/clouds/baidu-qianfan.md#signing). The body is not signed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ BCE_HEADER_PREFIX: Final = "x-bce-"
 
 QIANFAN_EXPIRATION_SECONDS: Final = 300
 """Qianfan's `IAM_SIGN_EXPIRATION_SEC` default; the bce client's own default is 1800
-(clouds.md §4.2)."""
+(docs/clouds/baidu-qianfan.md#signing)."""
 
 DEFAULT_HEADERS_TO_SIGN: Final = ("content-type", "host", DATE_HEADER)
 """What we sign by default: the headers that identify the target and the time. The body is

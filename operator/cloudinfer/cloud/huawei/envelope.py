@@ -1,5 +1,6 @@
 """Reading ModelArts replies: 2xx with the resource as JSON, or 4xx/5xx with
-`{"error_code", "error_msg"}`, the request id in the `X-Request-Id` header (clouds.md §3.5)."""
+`{"error_code", "error_msg"}`, the request id in the `X-Request-Id` header
+(docs/clouds/huawei-modelarts.md#errors)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from cloudinfer.cloud.huawei.errors import HUAWEI_ERRORS
 CLOUD: Final = "huawei"
 REQUEST_ID_HEADER: Final = "X-Request-Id"
 ERROR_KEYS: Final = (("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message"))
-"""The body keys huaweicloudsdkcore's exception handler tries, in its order (sdk-endpoints.md)."""
+"""The body keys huaweicloudsdkcore's exception handler tries, in its order
+(docs/clouds/huawei-modelarts.md#errors)."""
 
 
 def unwrap(response: httpx.Response, *, action: str) -> Reply:

@@ -1,4 +1,5 @@
-"""ModelArts and API Gateway error codes mapped to the taxonomy (clouds.md §3.5, §3.6).
+"""ModelArts and API Gateway error codes mapped to the taxonomy
+(docs/clouds/huawei-modelarts.md#errors).
 
 Codes not listed here are classified by HTTP status (`errors.class_for_status`): the many
 `ModelArts.35xx` parameter errors arrive as 400 and become invalid requests.

@@ -1,8 +1,9 @@
 """ModelArts v1 management rate budgets, one per API.
 
 No per-API limit for ModelArts service management is documented; the API gateway throttles with
-`APIGW.0308`/429 (clouds.md §3.6) [UNVERIFIED]. These budgets are our conservative defaults, to
-be overridden per CloudAccount; AIMD shrinks them further if the gateway still throttles.
+`APIGW.0308`/429 (docs/clouds/huawei-modelarts.md#rate-limits) [UNVERIFIED]. These budgets are
+our conservative defaults, to be overridden per CloudAccount; AIMD shrinks them further if the
+gateway still throttles.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Translating ModelArts v1 service objects into the neutral model (clouds.md §3.3).
+"""Translating ModelArts v1 service objects into the neutral model
+(docs/clouds/huawei-modelarts.md#field-map).
 
 The v1 list has no `config`/`instance_count`; replicas come from a detail read, which the
 provider caches per service and refreshes only when the list's `update_time` moves.
@@ -34,7 +35,7 @@ PHASES: Final[Mapping[str, Phase]] = {
     "failed": Phase.FAILED,
     "abnormal": Phase.FAILED,
 }
-"""v1 `status` values (clouds.md §3.3) to neutral phases."""
+"""v1 `status` values (docs/clouds/huawei-modelarts.md#field-map) to neutral phases."""
 
 CAPABILITIES: Final = Capabilities(
     replicas=Support.NATIVE,
@@ -83,7 +84,8 @@ def observed_service(item: Payload, found: Deployment | None) -> ObservedService
     status = item.optional_string("status") or ""
     phase = PHASES.get(status, Phase.UNKNOWN)
     desired = found.instance_count if found is not None else None
-    # v1 exposes no ready count [clouds.md §3.3]; running means all instances serve.
+    # v1 exposes no ready count (docs/clouds/huawei-modelarts.md#field-map); running means all
+    # instances serve.
     ready = (
         {Phase.RUNNING: desired, Phase.STOPPED: 0}.get(phase) if status != "concerning" else None
     )

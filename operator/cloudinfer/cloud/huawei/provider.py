@@ -1,4 +1,5 @@
-"""The ModelArts provider, on the v1 services API as in the seed (issue 6, clouds.md §3).
+"""The ModelArts provider, on the v1 services API as in the seed
+(issue 6, docs/clouds/huawei-modelarts.md).
 
 - List: `GET /v1/{project_id}/services` in pages; list items lack `config`, so a detail read
   follows only for services whose `update_time` moved since the last one (cached per account).
@@ -49,14 +50,15 @@ from cloudinfer.cloud.provider import Account
 from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
 
 LIST_PAGE_SIZE: Final = 1000
-"""The v1 list's documented default `limit` (clouds.md §3.3); no maximum is documented, so we
-ask for no more than the server would send anyway."""
+"""The v1 list's documented default `limit` (docs/clouds/huawei-modelarts.md#reading-services); no
+maximum is documented, so we ask for no more than the server would send anyway."""
 SCHEDULE_TOLERANCE: Final = timedelta(minutes=1)
 """Schedules are whole minutes; an observed due_time this close to the desired one matches."""
 PROPERTY_STATES: Final = frozenset({"running", "concerning", "abnormal"})
 """Where `PUT …/property` is allowed (UpdateServiceByProperty doc)."""
 SPECIAL_ENDPOINTS: Final = {"ap-southeast-1": "https://modelarts.ap-southeast-1.myhuaweicloud.cn"}
-"""Regions whose endpoint breaks the pattern, as written in the SDK (clouds.md §3.1)."""
+"""Regions whose endpoint breaks the pattern, as written in the SDK
+(docs/clouds/huawei-modelarts.md#endpoint)."""
 
 OffsetMode = Literal["page", "item"]
 """Whether the list's `offset` counts pages (the doc: "起始页") or items [UNVERIFIED]."""
@@ -287,7 +289,8 @@ CONFIG_KEYS: Final = (
     "envs",
     "cluster_id",
 )
-"""The `config[]` fields an update accepts (clouds.md §3.4); the detail adds read-only ones."""
+"""The `config[]` fields an update accepts (docs/clouds/huawei-modelarts.md#writing-changes); the
+detail adds read-only ones."""
 
 
 def _config_fields(entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The algorithm follows `huaweicloudsdkcore.signer.signer.Signer.sign` in huaweicloudsdkcore
 3.1.219, with the `X-Project-Id`/`X-Security-Token` headers that `BasicCredentials.sign_request`
-adds before signing (clouds.md §3.2).
+adds before signing (docs/clouds/huawei-modelarts.md#signing).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ SECURITY_TOKEN_HEADER: Final = "X-Security-Token"  # noqa: S105 (a header name)
 EMPTY_BODY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 
 SIGNED_PAYLOAD_CONTENT_TYPES: Final = ("application/json", "application/bson")
-"""Bodies of other content types are sent with an UNSIGNED-PAYLOAD hash (clouds.md §3.2 step 1)."""
+"""Bodies of other content types are sent with an UNSIGNED-PAYLOAD hash
+(docs/clouds/huawei-modelarts.md#signing, step 1)."""
 
 UNSIGNED_HEADERS: Final = frozenset(
     {
@@ -48,8 +49,8 @@ UNSIGNED_HEADERS: Final = frozenset(
     }
 )
 """Headers we leave out of SignedHeaders. The SDK signs every header present at signing time
-whose name has no `_` (clouds.md §3.2 step 3); httpx adds transport headers before the auth flow
-runs, and these must not be signed."""
+whose name has no `_` (docs/clouds/huawei-modelarts.md#signing, step 3); httpx adds transport
+headers before the auth flow runs, and these must not be signed."""
 
 
 class HuaweiSigner(httpx.Auth):
@@ -115,7 +116,8 @@ def canonical_request(request: httpx.Request, signed: list[str]) -> str:
     segments = unquote(raw_path).split("/")
     uri = "/".join(_encode(segment) for segment in segments)
     if not uri.endswith("/"):
-        # The SDK always signs a trailing slash although the URL sent has none (clouds.md §3.2).
+        # The SDK always signs a trailing slash although the URL sent has none
+        # (docs/clouds/huawei-modelarts.md#signing).
         uri += "/"
     query = "&".join(
         f"{_encode(key)}={_encode(value)}"

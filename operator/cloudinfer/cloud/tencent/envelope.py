@@ -1,5 +1,6 @@
 """Reading TI-ONE replies: HTTP 200 with `{"Response": {..., "RequestId"}}` or
-`{"Response": {"Error": {"Code", "Message"}, "RequestId"}}` (clouds.md §2.5)."""
+`{"Response": {"Error": {"Code", "Message"}, "RequestId"}}`
+(docs/clouds/tencent-tione.md#errors)."""
 
 from __future__ import annotations
 

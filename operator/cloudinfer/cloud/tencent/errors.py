@@ -1,8 +1,8 @@
-"""TI-ONE error codes mapped to the taxonomy (clouds.md §2.5).
+"""TI-ONE error codes mapped to the taxonomy (docs/clouds/tencent-tione.md#errors).
 
 Codes come from the Go SDK's per-action lists and the Python SDK's `errorcodes.py`; the
-classes follow the retry recommendations in clouds.md. Unknown sub-codes fall back to their
-dotted parent (`InvalidParameterValue.Foo` → `InvalidParameterValue`).
+classes follow the retry recommendations in docs/clouds/tencent-tione.md#errors. Unknown
+sub-codes fall back to their dotted parent (`InvalidParameterValue.Foo` → `InvalidParameterValue`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""TI-ONE API rate limits, per API, region and sub-account (clouds.md §2.6)."""
+"""TI-ONE API rate limits, per API, region and sub-account
+(docs/clouds/tencent-tione.md#rate-limits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Translating TI-ONE `Service` objects into the neutral model (clouds.md §2.3)."""
+"""Translating TI-ONE `Service` objects into the neutral model
+(docs/clouds/tencent-tione.md#field-map)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ PHASES: Final[Mapping[str, Phase]] = {
     "CREATE_FAILED": Phase.FAILED,
     "TIMEOUT_EXCEPTION": Phase.FAILED,
 }
-"""`Service.Status` values (clouds.md §2.3) to neutral phases."""
+"""`Service.Status` values (docs/clouds/tencent-tione.md#field-map) to neutral phases."""
 
 PLATFORM_STOPS: Final = frozenset({"ARREARS_STOP", "WHITELIST_STOP"})
-"""`BusinessStatus` values meaning the platform stopped the service (clouds.md §2.7)."""
+"""`BusinessStatus` values meaning the platform stopped the service
+(docs/clouds/tencent-tione.md#asynchronous-behaviour)."""
 
 CREATE_SUCCEEDED: Final = "CREATE_SUCCEED"
 

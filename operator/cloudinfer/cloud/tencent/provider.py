@@ -1,4 +1,5 @@
-"""The TI-ONE provider: batched observation and minimal changes (issue 6, clouds.md §2).
+"""The TI-ONE provider: batched observation and minimal changes
+(issue 6, docs/clouds/tencent-tione.md).
 
 - List: `DescribeModelServiceGroups` in pages of 100 (its maximum); each group carries its
   full `Services[]`, so one page observes up to 100 groups.
@@ -54,11 +55,12 @@ from cloudinfer.cloud.tencent.signer import TencentSigner
 
 API_VERSION: Final = "2021-11-11"
 PUBLIC_ENDPOINT: Final = "https://tione.tencentcloudapi.com"
-"""The nearest-region endpoint (clouds.md §2.1)."""
+"""The nearest-region endpoint (docs/clouds/tencent-tione.md#endpoint)."""
 LIST_PAGE_SIZE: Final = 100
-"""`DescribeModelServiceGroups` Limit maximum (clouds.md §2.3)."""
+"""`DescribeModelServiceGroups` Limit maximum (docs/clouds/tencent-tione.md#reading-services)."""
 SCHEDULE_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
-"""Seed responses use UTC with `Z`; the API compares instants, not strings (clouds.md §2.8)."""
+"""Seed responses use UTC with `Z`; the API compares instants, not strings
+(docs/clouds/tencent-tione.md#seeds-and-sdks-disagree)."""
 
 
 def new_tencent_budgets(clock: Clock) -> RateBudgets:

@@ -1,7 +1,8 @@
 """TC3-HMAC-SHA256 request signing for Tencent Cloud APIs, as an `httpx.Auth`.
 
 The algorithm follows `AbstractClient._build_req_with_tc3_signature` and `_get_tc3_signature`
-in tencentcloud-sdk-python-common 3.1.195 and `Sign.sign_tc3` (clouds.md §2.2).
+in tencentcloud-sdk-python-common 3.1.195 and `Sign.sign_tc3`
+(docs/clouds/tencent-tione.md#signing).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from cloudinfer.cloud.credentials import TencentCredentials
 
 ALGORITHM: Final = "TC3-HMAC-SHA256"
 TIONE_SERVICE: Final = "tione"
-"""The credential-scope service: the host prefix of `tione.tencentcloudapi.com` (clouds.md §2.2)."""
+"""The credential-scope service: the host prefix of `tione.tencentcloudapi.com`
+(docs/clouds/tencent-tione.md#signing)."""
 SIGNED_HEADERS: Final = "content-type;host"
-"""Only these two are signed; X-TC-Action/-Region/-Version are not (clouds.md §2.2 step 7)."""
+"""Only these two are signed; X-TC-Action/-Region/-Version are not
+(docs/clouds/tencent-tione.md#signing)."""
 DEFAULT_CONTENT_TYPE: Final = "application/json"
-"""JSON bodies require TC3 signing (clouds.md §2.1)."""
+"""JSON bodies require TC3 signing (docs/clouds/tencent-tione.md#endpoint)."""
 
 TIMESTAMP_HEADER: Final = "X-TC-Timestamp"
 TOKEN_HEADER: Final = "X-TC-Token"  # noqa: S105 (a header name)
@@ -100,7 +103,8 @@ def canonical_request(request: httpx.Request) -> str:
     """The TC3 canonical request.
 
     For GET the URL query is the canonical query and the payload is empty; for every other
-    method the canonical query is empty and the payload is the body (clouds.md §2.2 step 3).
+    method the canonical query is empty and the payload is the body
+    (docs/clouds/tencent-tione.md#signing).
     """
     method = request.method.upper()
     if method == "GET":
