@@ -16,7 +16,6 @@ from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES
 from cloudinfer.cloud.model import (
     Capabilities,
     ObservedService,
-    RateLimitScope,
     ServiceField,
     Support,
 )
@@ -24,13 +23,6 @@ from cloudinfer.reconcile.planner import Plan, RecentWrite
 from cloudinfer.reconcile.windows import Transition
 
 JsonDict = dict[str, Any]
-_CAPABILITY = {
-    Support.NATIVE: "Native",
-    Support.EMULATED: "Emulated",
-    Support.READ_ONLY: "ReadOnly",
-    Support.UNSUPPORTED: "Unsupported",
-}
-_SCOPE = {RateLimitScope.PER_REPLICA: "PerInstance", RateLimitScope.PER_SERVICE: "PerService"}
 _FIELD_BY_KIND = {
     "scale": ServiceField.REPLICAS,
     "set-rate-limit": ServiceField.RATE_LIMIT,
@@ -76,15 +68,15 @@ def capabilities(caps: Capabilities) -> JsonDict:
     stop_ok = caps.stop in (Support.NATIVE, Support.EMULATED)
     resume_ok = caps.resume in (Support.NATIVE, Support.EMULATED)
     if caps.schedule is Support.NATIVE:
-        stop_at = "Native"
+        stop_at = Support.NATIVE
     else:
-        stop_at = "Emulated" if stop_ok else "Unsupported"
+        stop_at = Support.EMULATED if stop_ok else Support.UNSUPPORTED
     return {
-        "replicas": _CAPABILITY[caps.replicas],
-        "rateLimit": _CAPABILITY[caps.rate_limit],
-        "stopAt": stop_at,
-        "stopWindows": "Emulated" if stop_ok and resume_ok else "Unsupported",
-        "suspend": _CAPABILITY[caps.stop],
+        "replicas": caps.replicas.value,
+        "rateLimit": caps.rate_limit.value,
+        "stopAt": stop_at.value,
+        "stopWindows": (Support.EMULATED if stop_ok and resume_ok else Support.UNSUPPORTED).value,
+        "suspend": caps.stop.value,
     }
 
 
@@ -100,7 +92,7 @@ def observed_block(observed: ObservedService) -> JsonDict:
         "rateLimit": (
             {
                 "requestsPerSecond": observed.rate_limit.rps,
-                "scope": _SCOPE[observed.rate_limit.scope],
+                "scope": observed.rate_limit.scope.value,
             }
             if observed.rate_limit
             else None

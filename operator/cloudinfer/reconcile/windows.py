@@ -53,15 +53,6 @@ def _fire(expr: str, local_now: datetime.datetime, *, reverse: bool) -> datetime
         return None
 
 
-def validate(windows: list[StopWindow], time_zone: str) -> None:
-    """Raise InvalidWindowError for a cron value out of range or an unknown zone."""
-    zone = _zone(time_zone)
-    probe = datetime.datetime(2026, 1, 1, tzinfo=zone)
-    for window in windows:
-        _fire(window.stop, probe, reverse=False)
-        _fire(window.start, probe, reverse=False)
-
-
 def _inside(window: StopWindow, local_now: datetime.datetime) -> bool:
     last_stop = _fire(window.stop, local_now, reverse=True)
     if last_stop is None:
