@@ -119,7 +119,7 @@ def test_observe_maps_fields_and_capabilities() -> None:
         "Serving",
     )
     assert (seen.replicas.desired, seen.replicas.ready) == (2, 2)
-    assert seen.rate_limit == RateLimitSetting(rps=7.5, scope=RateLimitScope.PER_REPLICA)
+    assert seen.rate_limit == RateLimitSetting(rps=7.5, scope=RateLimitScope.PER_INSTANCE)
     assert seen.cloud_keys["instanceIds"] == "cu-1"
     capabilities = seen.capabilities
     assert (capabilities.rate_limit, capabilities.resume, capabilities.schedule) == (
@@ -176,7 +176,7 @@ def test_stop_deactivates() -> None:
     [
         (Resume(service_id="svco-00000"), UnsupportedActionError, "no action to bring"),
         (
-            SetRateLimit(service_id="svco-00000", rps=3, scope=RateLimitScope.PER_REPLICA),
+            SetRateLimit(service_id="svco-00000", rps=3, scope=RateLimitScope.PER_INSTANCE),
             UnsupportedActionError,
             "no API updates it",
         ),

@@ -15,8 +15,8 @@ from cloudinfer.cloud.backoff import BACKOFF_CAP_SECONDS, Backoff
 from cloudinfer.cloud.budget import (
     AIMD_DECREASE_FACTOR,
     RECOVERY_DELAY_SECONDS,
+    CallRate,
     RateBudgets,
-    RateLimit,
     TokenBucket,
 )
 from cloudinfer.cloud.errors import (
@@ -79,11 +79,11 @@ def burst(clock: VirtualClock, bucket: TokenBucket, n: int) -> list[float]:
 
 @pytest.mark.parametrize(
     "limit",
-    [RateLimit(20), RateLimit(50), RateLimit(3.5), RateLimit(20, burst=1)],
+    [CallRate(20), CallRate(50), CallRate(3.5), CallRate(20, burst=1)],
     ids=["ti-one-modify-20", "ti-one-describe-50", "fractional-3.5", "explicit-burst-1"],
 )
 def test_burst_of_1000_never_exceeds_the_budget_in_any_second(
-    virtual_clock: VirtualClock, limit: RateLimit
+    virtual_clock: VirtualClock, limit: CallRate
 ) -> None:
     bucket = TokenBucket(limit, virtual_clock)
     start = virtual_clock.monotonic()
@@ -96,7 +96,7 @@ def test_burst_of_1000_never_exceeds_the_budget_in_any_second(
 
 
 def test_burst_allowance_is_bounded(virtual_clock: VirtualClock) -> None:
-    bucket = TokenBucket(RateLimit(10, burst=5), virtual_clock)
+    bucket = TokenBucket(CallRate(10, burst=5), virtual_clock)
     admitted = burst(virtual_clock, bucket, 200)
     assert max_in_any_second(admitted) <= 10 + 5 - 1
 
@@ -134,7 +134,7 @@ def test_500_writes_against_a_20_per_second_cloud_are_never_throttled(
 
 
 def test_throttling_halves_the_rate_and_repaces_waiters(virtual_clock: VirtualClock) -> None:
-    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    bucket = TokenBucket(CallRate(20), virtual_clock)
     admitted = Admissions(virtual_clock, bucket)
     one = admitted.waiter
 
@@ -156,7 +156,7 @@ def test_throttling_halves_the_rate_and_repaces_waiters(virtual_clock: VirtualCl
 
 
 def test_throttles_within_the_cooldown_shrink_once(virtual_clock: VirtualClock) -> None:
-    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    bucket = TokenBucket(CallRate(20), virtual_clock)
     for _ in range(5):  # replies to calls that were already in flight
         bucket.on_throttled()
     assert bucket.rate == pytest.approx(10)
@@ -166,7 +166,7 @@ def test_throttles_within_the_cooldown_shrink_once(virtual_clock: VirtualClock) 
 
 
 def test_rate_recovers_slowly_and_never_past_the_limit(virtual_clock: VirtualClock) -> None:
-    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    bucket = TokenBucket(CallRate(20), virtual_clock)
     bucket.on_throttled()
     virtual_clock.advance(RECOVERY_DELAY_SECONDS)
     assert bucket.rate == pytest.approx(10), "no recovery during the delay"
@@ -177,7 +177,7 @@ def test_rate_recovers_slowly_and_never_past_the_limit(virtual_clock: VirtualClo
 
 
 def test_rate_never_shrinks_below_the_floor(virtual_clock: VirtualClock) -> None:
-    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    bucket = TokenBucket(CallRate(20), virtual_clock)
     for _ in range(20):
         bucket.on_throttled()
         virtual_clock.advance(1.1)
@@ -192,8 +192,8 @@ def test_budget_is_per_account_and_action_class(virtual_clock: VirtualClock) -> 
     assert budgets.bucket("acct-a", MODIFY_MODEL_SERVICE) is shared
     assert budgets.bucket("acct-b", MODIFY_MODEL_SERVICE) is not shared
     assert budgets.bucket("acct-a", DESCRIBE_MODEL_SERVICE) is not shared
-    assert budgets.bucket("acct-a", DESCRIBE_MODEL_SERVICE).limit == RateLimit(50)
-    assert budgets.bucket("acct-a", "SomeUndocumentedApi").limit == RateLimit(20)
+    assert budgets.bucket("acct-a", DESCRIBE_MODEL_SERVICE).limit == CallRate(50)
+    assert budgets.bucket("acct-a", "SomeUndocumentedApi").limit == CallRate(20)
 
 
 def test_account_overrides_apply_to_existing_buckets(virtual_clock: VirtualClock) -> None:
@@ -201,9 +201,9 @@ def test_account_overrides_apply_to_existing_buckets(virtual_clock: VirtualClock
         TENCENT_RATE_LIMITS, default=TENCENT_DEFAULT_RATE_LIMIT, clock=virtual_clock
     )
     bucket = budgets.bucket("acct", MODIFY_MODEL_SERVICE)
-    budgets.configure("acct", {MODIFY_MODEL_SERVICE: RateLimit(5)})
-    assert bucket.limit == RateLimit(5)
-    assert budgets.bucket("other", MODIFY_MODEL_SERVICE).limit == RateLimit(20)
+    budgets.configure("acct", {MODIFY_MODEL_SERVICE: CallRate(5)})
+    assert bucket.limit == CallRate(5)
+    assert budgets.bucket("other", MODIFY_MODEL_SERVICE).limit == CallRate(20)
     admitted = burst(virtual_clock, bucket, 50)
     assert max_in_any_second(admitted) <= 5
 
@@ -213,7 +213,7 @@ def test_account_overrides_apply_to_existing_buckets(virtual_clock: VirtualClock
 )
 def test_rate_limit_rejects_nonsense(bad: tuple[float, int]) -> None:
     with pytest.raises(ValueError, match="must be"):
-        RateLimit(bad[0], burst=bad[1])
+        CallRate(bad[0], burst=bad[1])
 
 
 # --- backoff ---------------------------------------------------------------------------------
@@ -242,11 +242,11 @@ def test_backoff_honours_retry_after_up_to_a_cap() -> None:
 # --- retries within the budget -------------------------------------------------------------------
 
 
-ONE_PER_SECOND = RateLimit(1)
+ONE_PER_SECOND = CallRate(1)
 
 
 def _run_calls(
-    clock: VirtualClock, failures: list[CloudError], limit: RateLimit = ONE_PER_SECOND
+    clock: VirtualClock, failures: list[CloudError], limit: CallRate = ONE_PER_SECOND
 ) -> tuple[list[float], TokenBucket, BaseException | None]:
     bucket = TokenBucket(limit, clock)
     attempts: list[float] = []
@@ -315,7 +315,7 @@ def test_retries_take_tokens_too(virtual_clock: VirtualClock) -> None:
 
 def test_throttling_shrinks_the_bucket_before_retrying(virtual_clock: VirtualClock) -> None:
     _, bucket, error = _run_calls(
-        virtual_clock, [ThrottledError("x", cloud="c")], limit=RateLimit(20)
+        virtual_clock, [ThrottledError("x", cloud="c")], limit=CallRate(20)
     )
     assert error is None
     assert bucket.rate == pytest.approx(10)
@@ -325,7 +325,7 @@ def test_re_setting_the_same_limit_does_not_starve_waiters() -> None:
     """The operator re-reads its CloudAccount every poll; ten waiters at 2/s must still be
     served in about five seconds, however often the unchanged limit is set again."""
     clock = VirtualClock()
-    bucket = TokenBucket(RateLimit(2), clock)
+    bucket = TokenBucket(CallRate(2), clock)
     start = clock.monotonic()
     done: list[float] = []
 
@@ -337,7 +337,7 @@ def test_re_setting_the_same_limit_does_not_starve_waiters() -> None:
         for _ in range(100):  # bounded: a starving bucket fails the assert, not the run
             if len(done) == 10:
                 return
-            bucket.set_limit(RateLimit(2))
+            bucket.set_limit(CallRate(2))
             await clock.sleep(0.3)
 
     async def main() -> None:
@@ -351,7 +351,7 @@ def test_re_setting_the_same_limit_does_not_starve_waiters() -> None:
 def test_a_stalled_event_loop_never_releases_a_burst(virtual_clock: VirtualClock) -> None:
     """While the loop is blocked (time jumps without waking anyone), slots pass unused; when it
     comes back, calls resume one interval apart instead of all the overdue ones at once."""
-    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    bucket = TokenBucket(CallRate(20), virtual_clock)
     admitted = Admissions(virtual_clock, bucket)
     one = admitted.waiter
 
@@ -375,7 +375,7 @@ def test_recovery_after_a_throttle_speeds_up_the_whole_backlog(
 ) -> None:
     """One throttle must not hold a long backlog at half rate: once the rate has recovered,
     waiters that were queued before the throttle are served at the recovered rate."""
-    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    bucket = TokenBucket(CallRate(20), virtual_clock)
     admitted = Admissions(virtual_clock, bucket)
     one = admitted.waiter
 
@@ -397,7 +397,7 @@ def test_recovery_after_a_throttle_speeds_up_the_whole_backlog(
 def test_slightly_late_wake_ups_do_not_lower_the_rate(virtual_clock: VirtualClock) -> None:
     """A busy loop wakes every waiter a little late; the lateness is made up, so 400 calls at
     20/s still take about 20 s (26 s if it were not), and no second holds more than 20."""
-    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    bucket = TokenBucket(CallRate(20), virtual_clock)
     admitted = Admissions(virtual_clock, bucket)
     one = admitted.waiter
     start = virtual_clock.monotonic()
@@ -423,7 +423,7 @@ def test_a_short_stall_is_made_up_a_long_one_is_not(
 ) -> None:
     """Up to CATCH_UP_SECONDS late, the missed slots go at once (at most 0.2 s x 20/s + 1);
     after a longer stall they are lost, and calls stay one interval apart."""
-    bucket = TokenBucket(RateLimit(20), virtual_clock)
+    bucket = TokenBucket(CallRate(20), virtual_clock)
     admitted = Admissions(virtual_clock, bucket)
     one = admitted.waiter
 

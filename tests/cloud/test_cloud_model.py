@@ -35,7 +35,7 @@ STOP_AT = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 CHANGES: list[tuple[dict[str, Any], type, ServiceField]] = [
     ({"kind": "scale", "service_id": "s", "replicas": 3}, Scale, ServiceField.REPLICAS),
     (
-        {"kind": "set-rate-limit", "service_id": "s", "rps": 22, "scope": "PerReplica"},
+        {"kind": "set-rate-limit", "service_id": "s", "rps": 22, "scope": "PerInstance"},
         SetRateLimit,
         ServiceField.RATE_LIMIT,
     ),
@@ -74,7 +74,7 @@ def test_schedule_keeps_the_instant_across_time_zones() -> None:
     [
         {"kind": "scale", "service_id": "s", "replicas": -1},
         {"kind": "scale", "service_id": "", "replicas": 1},
-        {"kind": "set-rate-limit", "service_id": "s", "rps": 0, "scope": "PerReplica"},
+        {"kind": "set-rate-limit", "service_id": "s", "rps": 0, "scope": "PerInstance"},
         {"kind": "set-rate-limit", "service_id": "s", "rps": 5, "scope": "PerPod"},
         {"kind": "set-schedule", "service_id": "s", "stop_at": "2026-12-01T16:00:00"},
         {"kind": "restart", "service_id": "s"},
@@ -125,7 +125,7 @@ def _observed(**overrides: Any) -> ObservedService:
         "cloud": Cloud.TENCENT,
         "service_id": "ms-1-1",
         "replicas": Replicas(desired=2, ready=1),
-        "rate_limit": RateLimitSetting(rps=22, scope=RateLimitScope.PER_REPLICA),
+        "rate_limit": RateLimitSetting(rps=22, scope=RateLimitScope.PER_INSTANCE),
         "scheduled_stop": STOP_AT,
         "phase": Phase.TRANSITIONING,
         "raw_status": "Waiting",

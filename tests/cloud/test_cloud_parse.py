@@ -108,7 +108,7 @@ def test_tencent_rate_limit(limit: dict[str, Any] | None, expected: float | None
         assert observed.rate_limit is None
     else:
         assert observed.rate_limit == RateLimitSetting(
-            rps=expected, scope=RateLimitScope.PER_REPLICA
+            rps=expected, scope=RateLimitScope.PER_INSTANCE
         )
 
 

@@ -126,7 +126,7 @@ def test_observe_maps_every_field() -> None:
     seen = rig.run(lambda p: p.observe(rig.account, "ms-abc-1"))
     assert (seen.service_id, seen.name, seen.cloud) == ("ms-abc-1", "llm", Cloud.TENCENT)
     assert (seen.replicas.desired, seen.replicas.ready) == (3, 3)
-    assert seen.rate_limit == RateLimitSetting(rps=22, scope=RateLimitScope.PER_REPLICA)
+    assert seen.rate_limit == RateLimitSetting(rps=22, scope=RateLimitScope.PER_INSTANCE)
     assert seen.scheduled_stop == stop_at
     assert (seen.phase, seen.raw_status, seen.platform_stop) == (Phase.RUNNING, "Normal", None)
     assert seen.updated_at == datetime.fromtimestamp(SIM_START, UTC)
@@ -167,7 +167,7 @@ CHANGES = [
         {"ServiceId": "ms-00000-1", "ServiceAction": "STOP"},
     ),
     (
-        SetRateLimit(service_id="ms-00000-1", rps=22, scope=RateLimitScope.PER_REPLICA),
+        SetRateLimit(service_id="ms-00000-1", rps=22, scope=RateLimitScope.PER_INSTANCE),
         "ModifyModelServicePartialConfig",
         {
             "ServiceId": "ms-00000-1",
@@ -250,7 +250,7 @@ def test_partial_config_removed_falls_back_once_per_account() -> None:
         results = []
         for sid in ("ms-00000-1", "ms-00001-1"):
             observed = await provider.observe(rig.account, sid)
-            change = SetRateLimit(service_id=sid, rps=10, scope=RateLimitScope.PER_REPLICA)
+            change = SetRateLimit(service_id=sid, rps=10, scope=RateLimitScope.PER_INSTANCE)
             results.append(await provider.apply(rig.account, change, observed=observed))
         return results, provider.capabilities(rig.account)
 
@@ -286,7 +286,7 @@ def test_500_writes_against_the_20_per_second_budget_are_never_throttled() -> No
     async def scenario(provider: TencentProvider) -> None:
         observed = {s.service_id: s for s in await provider.list_services(rig.account)}
         changes = [
-            SetRateLimit(service_id=sid, rps=float(n + 1), scope=RateLimitScope.PER_REPLICA)
+            SetRateLimit(service_id=sid, rps=float(n + 1), scope=RateLimitScope.PER_INSTANCE)
             for n in range(10)
             for sid in sorted(observed)
         ]

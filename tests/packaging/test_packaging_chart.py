@@ -7,8 +7,9 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import pytest
 import yaml
@@ -23,6 +24,9 @@ from packaging_support import (
     render,
     template_args,
 )
+
+from cloudinfer.main.cli import settings_from
+from cloudinfer.main.settings import Settings
 
 CHART_CRDS = CHART / "crds"
 KOPF_CRDS = {"kopf.dev_kopfpeerings.yaml", "kopf.dev_clusterkopfpeerings.yaml"}
@@ -222,6 +226,55 @@ def test_values_map_to_flags(helm: Helm) -> None:
         "--log-format=text",
         "--log-level=debug",
     ]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A value other than the default for one setting, spelled for each way in."""
+
+    value: object
+    argv: list[str]
+    env: str
+    chart: str
+
+
+def sample(name: str) -> Sample:
+    field, option = Settings.model_fields[name], Settings.option(name)
+    default = field.get_default(call_default_factory=True)
+    if get_origin(field.annotation) is tuple:
+        argv = [word for n in ("a", "b") for word in (option.flag, n)]
+        return Sample(("a", "b"), argv, "a,b", "{a,b}")
+    if field.annotation is bool:
+        return Sample(not default, [option.flag], "true", str(not option.chart_negates).lower())
+    if get_origin(field.annotation) is Literal:
+        value: object = next(v for v in get_args(field.annotation) if v != default)
+    elif field.annotation is int:
+        value = next(v for v in (7, 8) if v != default)
+    else:
+        assert field.annotation is str, f"{name}: add its type to this sample function"
+        value = f"sample-{name}"
+    return Sample(value, [option.flag, str(value)], str(value), str(value))
+
+
+@pytest.mark.parametrize("name", list(Settings.model_fields))
+def test_every_setting_is_a_flag_a_variable_and_a_chart_value(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """One name per setting (operator/cloudinfer/main/settings.py): a new Settings field fails
+    here until it has a flag, a CLOUDINFER_* variable and a chart value that reach it."""
+    for other in Settings.model_fields:
+        monkeypatch.delenv(Settings.env_var(other), raising=False)
+    option, want = Settings.option(name), sample(name)
+    default = getattr(settings_from([]), name)
+    assert want.value != default
+    for flag in option.flags:
+        argv = [flag if word == option.flag else word for word in want.argv]
+        assert getattr(settings_from(argv), name) == want.value, argv
+    rendered = container(render(helm, f"{option.chart}={want.chart}"))["args"]
+    assert getattr(settings_from(rendered), name) == want.value, rendered
+    assert getattr(settings_from(container(render(helm))["args"]), name) == default
+    monkeypatch.setenv(Settings.env_var(name), want.env)
+    assert getattr(settings_from([]), name) == want.value
 
 
 def test_peering_disabled_runs_standalone_without_peering_object(helm: Helm) -> None:

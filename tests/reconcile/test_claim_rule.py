@@ -51,8 +51,8 @@ from cloudinfer.reconcile.reconciler import ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
 
 T0 = datetime.datetime(2026, 5, 10, 8, 0, 0, tzinfo=datetime.UTC)
-ID_A: Identity = ("tencent", "http://sim", "ap-guangzhou", "AKIDa", "", "")
-ID_B: Identity = ("tencent", "http://sim", "ap-guangzhou", "AKIDb", "", "")
+ID_A: Identity = ("tencent", "http://sim", "ap-guangzhou", "AKIDa", "")
+ID_B: Identity = ("tencent", "http://sim", "ap-guangzhou", "AKIDb", "")
 
 
 def _c(

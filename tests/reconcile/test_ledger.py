@@ -41,7 +41,7 @@ STOP_AT = datetime.datetime(2026, 11, 23, 20, 0, 0, 250000, tzinfo=datetime.UTC)
     [
         pytest.param(Scale(service_id="s", replicas=3, reason="replicas 2 -> 3"),
                      Target(replicas=3), id="scale"),
-        pytest.param(SetRateLimit(service_id="s", rps=2.5, scope=RateLimitScope.PER_REPLICA),
+        pytest.param(SetRateLimit(service_id="s", rps=2.5, scope=RateLimitScope.PER_INSTANCE),
                      Target(requests_per_second=2.5, scope="PerInstance"), id="set-rate-limit"),
         pytest.param(ClearRateLimit(service_id="s"), Target(), id="clear-rate-limit"),
         pytest.param(SetSchedule(service_id="s", stop_at=STOP_AT + datetime.timedelta(

@@ -43,7 +43,7 @@ def observed(
     replicas: int | None = 2,
     phase: Phase = Phase.RUNNING,
     rps: float | None = None,
-    scope: RateLimitScope = RateLimitScope.PER_REPLICA,
+    scope: RateLimitScope = RateLimitScope.PER_INSTANCE,
     scheduled_stop: datetime.datetime | None = None,
     platform_stop: str | None = None,
     caps: Capabilities | None = None,

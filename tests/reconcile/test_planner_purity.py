@@ -169,7 +169,7 @@ def _observed(
     scheduled_stop: datetime.datetime | None = None,
     platform_stop: str | None = None,
 ) -> ObservedService:
-    scope = RateLimitScope.PER_SERVICE if cloud is Cloud.HUAWEI else RateLimitScope.PER_REPLICA
+    scope = RateLimitScope.PER_SERVICE if cloud is Cloud.HUAWEI else RateLimitScope.PER_INSTANCE
     return ObservedService(
         cloud=cloud,
         service_id="svc-1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
@@ -34,11 +35,45 @@ _CRON_FIELD = rf"{_CRON_ITEM}(,{_CRON_ITEM})*"
 CRON_PATTERN = rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$"
 CRON_MAX_LENGTH = 128
 
-RateLimitScope = Literal["PerInstance", "PerService"]
 PolicyMode = Literal["Enforce", "ObserveOnly"]
 DeletionPolicy = Literal["Retain", "Stop"]
-Capability = Literal["Native", "Emulated", "ReadOnly", "Unsupported"]
-Phase = Literal["Running", "Transitioning", "Stopped", "Failed", "Unknown"]
+
+
+# The enums below carry no class docstring: pydantic would put it into the CRD schema ahead of
+# each field's own description.
+
+
+class RateLimitScope(StrEnum):
+    # What an RPS limit applies to; the clouds differ.
+
+    PER_INSTANCE = "PerInstance"
+    """Each instance (replica) gets the limit (TI-ONE `InstanceRpsLimit`, Qianfan `qps`)."""
+    PER_SERVICE = "PerService"
+    """The whole service shares it (ModelArts v2 `rate_limit`)."""
+
+
+class Phase(StrEnum):
+    # A cloud's service status mapped to a neutral phase; the raw status is kept beside it.
+
+    RUNNING = "Running"
+    TRANSITIONING = "Transitioning"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+class Support(StrEnum):
+    # How a cloud supports managing one field of a service (status.capabilities).
+
+    NATIVE = "Native"
+    """A dedicated API call changes it."""
+    EMULATED = "Emulated"
+    """The operator achieves it with other calls (e.g. stopping at the scheduled time itself)."""
+    READ_ONLY = "ReadOnly"
+    """It can be observed but not changed after creation (e.g. Qianfan's per-replica QPS)."""
+    UNSUPPORTED = "Unsupported"
+    """The cloud neither reports nor changes it."""
+
 
 CronExpression = Annotated[
     str,
@@ -232,14 +267,15 @@ class ObservedState(ApiModel):
     )
 
 
-class Capabilities(ApiModel):
-    """How this cloud lets the operator manage each field."""
+class SpecCapabilities(ApiModel):
+    """How this cloud lets the operator manage each spec field (derived from the cloud's
+    per-operation `cloud.model.Capabilities`)."""
 
-    replicas: Capability | None = Field(default=None, description="Replica count.")
-    rate_limit: Capability | None = Field(default=None, description="RPS limit.")
-    stop_at: Capability | None = Field(default=None, description="One-shot scheduled stop.")
-    stop_windows: Capability | None = Field(default=None, description="Recurring stop windows.")
-    suspend: Capability | None = Field(default=None, description="Stop and resume.")
+    replicas: Support | None = Field(default=None, description="Replica count.")
+    rate_limit: Support | None = Field(default=None, description="RPS limit.")
+    stop_at: Support | None = Field(default=None, description="One-shot scheduled stop.")
+    stop_windows: Support | None = Field(default=None, description="Recurring stop windows.")
+    suspend: Support | None = Field(default=None, description="Stop and resume.")
 
 
 class ScheduledTransition(ApiModel):
@@ -328,7 +364,7 @@ class InferenceServiceStatus(ApiModel):
         json_schema_extra=CONDITIONS_LIST_EXTRA,
     )
     observed: ObservedState | None = Field(default=None, description="What the cloud reports.")
-    capabilities: Capabilities | None = Field(
+    capabilities: SpecCapabilities | None = Field(
         default=None, description="What the operator can manage on this cloud, and how."
     )
     next_transition: ScheduledTransition | None = Field(

@@ -6,7 +6,7 @@ Nothing in this package imports the vendors' SDKs: they are test-only oracles.
 
 from cloudinfer.cloud.backoff import Backoff
 from cloudinfer.cloud.baidu.signer import BaiduSigner
-from cloudinfer.cloud.budget import RateBudgets, RateLimit, TokenBucket
+from cloudinfer.cloud.budget import CallRate, RateBudgets, TokenBucket
 from cloudinfer.cloud.clock import Clock, SystemClock, WallClock
 from cloudinfer.cloud.credentials import (
     BaiduCredentials,
@@ -66,6 +66,7 @@ __all__ = [
     "BaiduCredentials",
     "BaiduSigner",
     "BusyError",
+    "CallRate",
     "Capabilities",
     "Change",
     "ClearRateLimit",
@@ -86,7 +87,6 @@ __all__ = [
     "Phase",
     "QuotaError",
     "RateBudgets",
-    "RateLimit",
     "RateLimitScope",
     "RateLimitSetting",
     "Replicas",

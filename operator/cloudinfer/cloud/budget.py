@@ -49,7 +49,7 @@ RECOVERY_FRACTION_PER_SECOND: Final = 0.02
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimit:
+class CallRate:
     """A call rate: `per_second` calls on average, at most `burst` at once."""
 
     per_second: float
@@ -73,7 +73,7 @@ class TokenBucket:
     times are kept, and a call waits until the one ceil(limit) calls before it is a second old.
     """
 
-    def __init__(self, limit: RateLimit, clock: Clock) -> None:
+    def __init__(self, limit: CallRate, clock: Clock) -> None:
         self._clock = clock
         self._limit = limit
         self._rate = limit.per_second
@@ -85,7 +85,7 @@ class TokenBucket:
         self._recovered_at = now
 
     @property
-    def limit(self) -> RateLimit:
+    def limit(self) -> CallRate:
         return self._limit
 
     @property
@@ -102,10 +102,10 @@ class TokenBucket:
         )
 
     @staticmethod
-    def _window_capacity(limit: RateLimit) -> int:
+    def _window_capacity(limit: CallRate) -> int:
         return math.ceil(limit.per_second * WINDOW_SECONDS) + limit.burst - 1
 
-    def set_limit(self, limit: RateLimit) -> None:
+    def set_limit(self, limit: CallRate) -> None:
         """Change the configured limit (e.g. from a CloudAccount), keeping any shrinkage."""
         if limit == self._limit:
             return
@@ -176,22 +176,22 @@ class RateBudgets:
 
     def __init__(
         self,
-        limits: Mapping[ActionClass, RateLimit],
+        limits: Mapping[ActionClass, CallRate],
         *,
-        default: RateLimit,
+        default: CallRate,
         clock: Clock,
     ) -> None:
         self._limits = dict(limits)
         self._default = default
         self._clock = clock
-        self._overrides: dict[str, dict[ActionClass, RateLimit]] = {}
+        self._overrides: dict[str, dict[ActionClass, CallRate]] = {}
         self._buckets: dict[tuple[str, ActionClass], TokenBucket] = {}
 
-    def limit_for(self, account: str, action_class: ActionClass) -> RateLimit:
+    def limit_for(self, account: str, action_class: ActionClass) -> CallRate:
         override = self._overrides.get(account, {}).get(action_class)
         return override or self._limits.get(action_class, self._default)
 
-    def configure(self, account: str, overrides: Mapping[ActionClass, RateLimit]) -> None:
+    def configure(self, account: str, overrides: Mapping[ActionClass, CallRate]) -> None:
         """Replace the account's own limits; existing buckets adopt them at once."""
         self._overrides[account] = dict(overrides)
         for (bucket_account, action_class), bucket in self._buckets.items():

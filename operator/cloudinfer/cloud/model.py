@@ -7,39 +7,22 @@ state without knowing which cloud it talks to.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+# Re-exported: one vocabulary with the API, whose values users read in status.
+from cloudinfer.api.inferenceservice import Phase as Phase  # noqa: PLC0414
+from cloudinfer.api.inferenceservice import RateLimitScope as RateLimitScope  # noqa: PLC0414
+from cloudinfer.api.inferenceservice import Support as Support  # noqa: PLC0414
 
 
 class Cloud(StrEnum):
     TENCENT = "tencent"
     HUAWEI = "huawei"
     BAIDU = "baidu"
-
-
-class Phase(StrEnum):
-    """A cloud's service status mapped to a neutral phase; the raw status is kept beside it."""
-
-    RUNNING = "Running"
-    TRANSITIONING = "Transitioning"
-    STOPPED = "Stopped"
-    FAILED = "Failed"
-    UNKNOWN = "Unknown"
-
-
-class Support(StrEnum):
-    """How a cloud supports managing one field of a service."""
-
-    NATIVE = "native"
-    """A dedicated API call changes it."""
-    EMULATED = "emulated"
-    """The operator achieves it with other calls (e.g. stopping at the scheduled time itself)."""
-    READ_ONLY = "read-only"
-    """It can be observed but not changed after creation (e.g. Qianfan's per-replica QPS)."""
-    UNSUPPORTED = "unsupported"
-    """The cloud neither reports nor changes it."""
 
 
 class ServiceField(StrEnum):
@@ -52,22 +35,14 @@ class ServiceField(StrEnum):
     RESUME = "resume"
 
 
-class RateLimitScope(StrEnum):
-    """What an RPS limit applies to; the clouds differ
-    (docs/clouds/README.md#what-an-rps-limit-applies-to)."""
-
-    PER_REPLICA = "PerReplica"
-    """Each instance gets the limit (TI-ONE `InstanceRpsLimit`, Qianfan `qps`)."""
-    PER_SERVICE = "PerService"
-    """The whole service shares it (ModelArts v2 `rate_limit`)."""
-
-
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Capabilities(_Frozen):
-    """Per field, how this cloud (and account) supports managing it, and why if not natively."""
+    """Per cloud operation, how this cloud (and account) supports it, and why if not natively.
+    status.capabilities (`api.inferenceservice.SpecCapabilities`) is derived from it per spec
+    field (reconcile/status.py)."""
 
     replicas: Support
     rate_limit: Support
@@ -149,6 +124,13 @@ class SetRateLimit(_ChangeBase):
 class ClearRateLimit(_ChangeBase):
     field: ClassVar[ServiceField] = ServiceField.RATE_LIMIT
     kind: Literal["clear-rate-limit"] = "clear-rate-limit"
+
+
+SCHEDULE_TOLERANCE: Final = timedelta(seconds=90)
+"""An observed scheduled stop this close to the desired instant matches it. ModelArts takes a
+duration in whole minutes, so the due time it computes is up to 60 s after the instant asked
+for; the other 30 s cover the time between the operator reading its clock and the cloud
+reading its own (budget pacing, network, clock skew)."""
 
 
 class SetSchedule(_ChangeBase):

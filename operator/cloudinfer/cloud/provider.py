@@ -23,8 +23,6 @@ class Account:
     credentials: Credentials
     endpoint: str | None = None
     """Base URL override (a simulator, a private endpoint); None for the cloud's public host."""
-    workspace: str | None = None
-    """TI-ONE `TiProjectId` or ModelArts `workspace_id`, when not the default workspace."""
 
 
 @runtime_checkable

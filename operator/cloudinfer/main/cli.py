@@ -5,122 +5,86 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import socket
 import sys
-import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import get_origin
 
 import kopf
 from prometheus_client import start_http_server
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from cloudinfer.main import allocator, handlers
 from cloudinfer.main import apiserver as _apiserver  # noqa: F401 - registers Kopf's login
 from cloudinfer.main.kube import KubernetesAccess
-from cloudinfer.main.settings import (
-    DEFAULT_HEALTH_PORT,
-    DEFAULT_METRICS_PORT,
-    DEFAULT_PEERING_NAME,
-    Settings,
-)
+from cloudinfer.main.settings import Settings, shown_default
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.runtime import Runtime
 
-AUTO_PRIORITY_RANGE = 10_000
+PROG = "cloudinfer-operator"
 TRIM_INTERVAL_SECONDS = 30.0
+USAGE_ERROR = 2  # argparse's exit code for a bad command line
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"CLOUDINFER_{name}", default)
+def _help(name: str) -> str:
+    field = Settings.model_fields[name]
+    text = f"{field.description} [env {Settings.env_var(name)}; default: {shown_default(name)}]"
+    return text.replace("%", "%%")
 
 
 def parser() -> argparse.ArgumentParser:
+    """One flag per Settings field; a flag left out is absent from the result, so the
+    environment and then the default apply."""
     p = argparse.ArgumentParser(
-        prog="cloudinfer-operator",
+        prog=PROG,
+        argument_default=argparse.SUPPRESS,
         description="Manage TI-ONE, ModelArts and Qianfan inference services declared as "
-        "InferenceService resources. Every flag can also be set as CLOUDINFER_<FLAG> in the "
-        "environment (e.g. CLOUDINFER_LOG_FORMAT=text; CLOUDINFER_NAMESPACES=a,b).",
+        "InferenceService resources. Every flag can also be set in the environment as the "
+        "variable shown with it (e.g. CLOUDINFER_LOG_FORMAT=text, CLOUDINFER_NAMESPACES=a,b); "
+        "a flag on the command line wins over the environment, which wins over the default.",
     )
-    scope = p.add_mutually_exclusive_group()
-    scope.add_argument(
-        "-n",
-        "--namespace",
-        dest="namespaces",
-        action="append",
-        default=None,
-        help="watch this namespace (repeatable); default: all namespaces",
-    )
-    scope.add_argument(
-        "-A", "--all-namespaces", action="store_true", help="watch all namespaces (the default)"
-    )
-    p.add_argument(
-        "--peering",
-        default=_env("PEERING", DEFAULT_PEERING_NAME),
-        help="Kopf peering name shared by replicas for HA; only the highest-priority replica "
-        "acts (default: %(default)s)",
-    )
-    p.add_argument(
-        "--standalone",
-        action="store_true",
-        default=_env("STANDALONE", "") == "true",
-        help="disable peering (single replica)",
-    )
-    p.add_argument(
-        "--priority",
-        default=_env("PRIORITY", "auto"),
-        help="peering priority of this replica: an integer, or 'auto' (default) for a stable "
-        "number derived from the host (pod) name. Kopf pauses every peer that shares the "
-        "highest priority, so replicas must differ; the highest one acts, the others wait",
-    )
-    p.add_argument(
-        "--health-port",
-        type=int,
-        default=int(_env("HEALTH_PORT", str(DEFAULT_HEALTH_PORT))),
-        help="serve the liveness probe at :PORT/healthz; 0 disables (default: %(default)s)",
-    )
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(_env("METRICS_PORT", str(DEFAULT_METRICS_PORT))),
-        help="serve Prometheus metrics at :PORT/metrics; 0 disables (default: %(default)s)",
-    )
-    p.add_argument(
-        "--log-format",
-        choices=["json", "text"],
-        default=_env("LOG_FORMAT", "json"),
-        help="log line format (default: %(default)s)",
-    )
-    p.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"],
-        default=_env("LOG_LEVEL", "info"), help="minimum log level (default: %(default)s)",
-    )  # fmt: skip
+    for name, field in Settings.model_fields.items():
+        option, metavar = Settings.option(name), Settings.metavar(name)
+        target: argparse._ActionsContainer = p
+        if option.reset_flags:
+            target = p.add_mutually_exclusive_group()
+        if field.annotation is bool:
+            target.add_argument(*option.flags, dest=name, action="store_true", help=_help(name))
+        elif get_origin(field.annotation) is tuple:
+            target.add_argument(
+                *option.flags, dest=name, action="append", metavar=metavar, help=_help(name)
+            )
+        else:
+            target.add_argument(*option.flags, dest=name, metavar=metavar, help=_help(name))
+        if option.reset_flags:
+            target.add_argument(
+                *option.reset_flags, dest=name, action="store_const", const=field.default,
+                help=f"ignore {Settings.env_var(name)} and use the default: {shown_default(name)}",
+            )  # fmt: skip
     return p
 
 
-def _priority(value: str) -> int:
-    if value == "auto":
-        # Distinct per pod with overwhelming likelihood, and stable across restarts.
-        return zlib.crc32(socket.gethostname().encode()) % AUTO_PRIORITY_RANGE + 1
-    try:
-        return int(value)
-    except ValueError:
-        raise SystemExit(f"--priority must be an integer or 'auto', got {value!r}") from None
+def _problem(error: ErrorDetails, given: Mapping[str, object]) -> str:
+    name = str(error["loc"][0]) if error["loc"] else ""
+    if name not in Settings.model_fields:
+        return error["msg"]
+    source = "flag" if name in given else "environment"
+    why = str(error.get("ctx", {}).get("error", "")) or error["msg"]
+    return (
+        f"{Settings.option(name).flag} (env {Settings.env_var(name)}): "
+        f"{error['input']!r} from the {source} is not valid: {why}"
+    )
 
 
 def settings_from(argv: Sequence[str] | None) -> Settings:
-    args = parser().parse_args(argv)
-    env_namespaces = [n for n in _env("NAMESPACES", "").split(",") if n]
-    namespaces = () if args.all_namespaces else tuple(args.namespaces or env_namespaces)
-    return Settings(
-        namespaces=namespaces,
-        peering_name=args.peering,
-        standalone=args.standalone,
-        priority=_priority(args.priority),
-        health_port=args.health_port,
-        metrics_port=args.metrics_port,
-        log_format=args.log_format,
-        log_level=args.log_level,
-    )
+    """Flags, then CLOUDINFER_* variables, then defaults. A bad value ends the process with one
+    line naming the flag and the variable, and exit code 2, as argparse does."""
+    given = vars(parser().parse_args(argv))
+    try:
+        return Settings(**given)
+    except ValidationError as err:
+        problems = "; ".join(_problem(e, given) for e in err.errors(include_url=False))
+        parser().exit(USAGE_ERROR, f"{PROG}: error: {problems}\n")
 
 
 async def _release_free_memory_periodically() -> None:
@@ -138,7 +102,7 @@ async def _run(settings: Settings) -> None:
             namespaces=settings.namespaces,
             standalone=settings.standalone or None,
             priority=None if settings.standalone else settings.priority,
-            peering_name=None if settings.standalone else settings.peering_name,
+            peering_name=None if settings.standalone else settings.peering,
             liveness_endpoint=liveness,
         )
     finally:

@@ -40,7 +40,7 @@ EVENT_FLUSH_SECONDS = 5.0
 class State:
     """Process-wide state set up at startup (Kopf handlers are module-level functions)."""
 
-    settings: Settings = Settings()
+    settings: Settings = Settings.model_construct()  # until main() parses the real ones
     runtime: Runtime | None = None
     events: EventPoster | None = None
     reconcilers: dict[tuple[str, str], ServiceReconciler] = {}  # noqa: RUF012
@@ -65,7 +65,7 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     if State.settings.standalone:
         settings.peering.standalone = True
     else:
-        settings.peering.name = State.settings.peering_name
+        settings.peering.name = State.settings.peering
         settings.peering.priority = State.settings.priority
 
 

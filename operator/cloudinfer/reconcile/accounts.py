@@ -16,7 +16,7 @@ from cloudinfer.api.cloudaccount import CloudAccountSpec
 from cloudinfer.api.conditions import Reason
 from cloudinfer.cloud.baidu import limits as baidu_limits
 from cloudinfer.cloud.baidu.provider import BaiduProvider, new_baidu_budgets
-from cloudinfer.cloud.budget import RateBudgets, RateLimit
+from cloudinfer.cloud.budget import CallRate, RateBudgets
 from cloudinfer.cloud.clock import Clock
 from cloudinfer.cloud.credentials import (
     BaiduCredentials,
@@ -67,7 +67,7 @@ class AccountConfig:
 
     account: Account
     ca_bundle_pem: str | None
-    budget_overrides: Mapping[str, RateLimit]
+    budget_overrides: Mapping[str, CallRate]
 
 
 def _secret_value(data: Mapping[str, str], key: str, secret_name: str) -> str:
@@ -105,17 +105,17 @@ def credentials_for(spec: CloudAccountSpec, secret_data: Mapping[str, str] | Non
     return BaiduCredentials(ak=key_id, sk=key)
 
 
-def budget_overrides(spec: CloudAccountSpec) -> dict[str, RateLimit]:
-    overrides: dict[str, RateLimit] = {}
+def budget_overrides(spec: CloudAccountSpec) -> dict[str, CallRate]:
+    overrides: dict[str, CallRate] = {}
     cloud = Cloud(spec.provider)
     if spec.rate_budgets is None:
         return overrides
     if spec.rate_budgets.reads_per_second is not None:
         for action in READ_ACTIONS[cloud]:
-            overrides[action] = RateLimit(spec.rate_budgets.reads_per_second)
+            overrides[action] = CallRate(spec.rate_budgets.reads_per_second)
     if spec.rate_budgets.writes_per_second is not None:
         for action in WRITE_ACTIONS[cloud]:
-            overrides[action] = RateLimit(spec.rate_budgets.writes_per_second)
+            overrides[action] = CallRate(spec.rate_budgets.writes_per_second)
     return overrides
 
 

@@ -8,9 +8,9 @@ what the apiserver stores, so it does not depend on the order events arrive in a
 restarts. The others make no cloud call and report `ServiceClaimed`.
 
 "The same cloud account" is the cloud identity of a CloudAccount's last successful
-observation: cloud, endpoint, region, access key id (and project on ModelArts, workspace
-where set). Two CloudAccounts, in one namespace or two, that use the same key against the
-same region share claims; two different keys of one cloud account do not (the operator
+observation: cloud, endpoint, region, access key id (and project on ModelArts). Two
+CloudAccounts, in one namespace or two, that use the same key against the same region share
+claims; two different keys of one cloud account do not (the operator
 cannot tell that they are the same account). A CloudAccount that never observed successfully
 claims nothing, so a key id without its secret cannot block anyone.
 
@@ -122,7 +122,7 @@ def cloud_identity(account: Account) -> Identity:
         assert isinstance(creds, BaiduCredentials)
         key_id, project = creds.ak, ""
     endpoint = (account.endpoint or "").rstrip("/")
-    return (account.cloud.value, endpoint, account.region, key_id, project, account.workspace or "")
+    return (account.cloud.value, endpoint, account.region, key_id, project)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from typing import Any
 from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES
 from cloudinfer.cloud.model import (
     Change,
-    RateLimitScope,
     Scale,
     ServiceField,
     SetRateLimit,
@@ -30,11 +29,6 @@ from cloudinfer.cloud.model import (
 )
 
 JsonDict = dict[str, Any]
-API_SCOPE_NAME = {
-    RateLimitScope.PER_REPLICA: "PerInstance",
-    RateLimitScope.PER_SERVICE: "PerService",
-}
-"""A cloud-model rate-limit scope as the API spells it."""
 FIELD_BY_KIND = {
     "scale": ServiceField.REPLICAS,
     "set-rate-limit": ServiceField.RATE_LIMIT,
@@ -101,7 +95,7 @@ def target_of(change: Change) -> Target:
     if isinstance(change, Scale):
         return Target(replicas=change.replicas)
     if isinstance(change, SetRateLimit):
-        return Target(requests_per_second=change.rps, scope=API_SCOPE_NAME[change.scope])
+        return Target(requests_per_second=change.rps, scope=change.scope.value)
     if isinstance(change, SetSchedule):
         return Target(stop_at=_to_millisecond(change.stop_at))
     return Target()

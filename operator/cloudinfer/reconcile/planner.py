@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from cloudinfer.api.conditions import Reason
 from cloudinfer.api.inferenceservice import InferenceServiceSpec
 from cloudinfer.cloud.model import (
+    SCHEDULE_TOLERANCE,
     Capabilities,
     Change,
     ClearRateLimit,
@@ -43,14 +44,10 @@ from cloudinfer.reconcile.windows import InvalidWindowError, Transition, WindowS
 # What each cloud's RPS limit applies to (docs/clouds/README.md#what-an-rps-limit-applies-to);
 # converting scopes would silently change meaning on every scale, so a mismatch is reported instead.
 CLOUD_RATE_LIMIT_SCOPE = {
-    Cloud.TENCENT: RateLimitScope.PER_REPLICA,
+    Cloud.TENCENT: RateLimitScope.PER_INSTANCE,
     Cloud.HUAWEI: RateLimitScope.PER_SERVICE,
-    Cloud.BAIDU: RateLimitScope.PER_REPLICA,
+    Cloud.BAIDU: RateLimitScope.PER_INSTANCE,
 }
-API_SCOPE = {"PerInstance": RateLimitScope.PER_REPLICA, "PerService": RateLimitScope.PER_SERVICE}
-# ModelArts schedules are relative durations with minute units; a re-computed due time can
-# differ from the requested instant by rounding, which must not count as drift.
-SCHEDULE_TOLERANCE = datetime.timedelta(seconds=90)
 # A write the cloud has not reflected after this long (in observations taken after it) may
 # be sent again; before that it is in flight.
 IN_FLIGHT_GRACE = datetime.timedelta(seconds=60)
@@ -395,7 +392,7 @@ def _plan_rate_limit(inputs: PlanInput, draft: _Draft) -> None:
     wanted = spec.rate_limit
     have = observed.rate_limit
     want_rps = None if wanted.unlimited else wanted.requests_per_second
-    want_scope = API_SCOPE[wanted.scope] if wanted.scope else None
+    want_scope = wanted.scope
     have_rps, have_scope = (have.rps, have.scope) if have else (None, None)
     if want_rps == have_rps and (want_rps is None or want_scope == have_scope):
         return

@@ -18,17 +18,10 @@ from cloudinfer.cloud.model import (
     ObservedService,
     Support,
 )
-from cloudinfer.reconcile.ledger import API_SCOPE_NAME
 from cloudinfer.reconcile.planner import Plan
 from cloudinfer.reconcile.windows import Transition
 
 JsonDict = dict[str, Any]
-_CAPABILITY = {
-    Support.NATIVE: "Native",
-    Support.EMULATED: "Emulated",
-    Support.READ_ONLY: "ReadOnly",
-    Support.UNSUPPORTED: "Unsupported",
-}
 
 
 def timestamp(when: datetime.datetime) -> str:
@@ -65,15 +58,15 @@ def capabilities(caps: Capabilities) -> JsonDict:
     stop_ok = caps.stop in (Support.NATIVE, Support.EMULATED)
     resume_ok = caps.resume in (Support.NATIVE, Support.EMULATED)
     if caps.schedule is Support.NATIVE:
-        stop_at = "Native"
+        stop_at = Support.NATIVE
     else:
-        stop_at = "Emulated" if stop_ok else "Unsupported"
+        stop_at = Support.EMULATED if stop_ok else Support.UNSUPPORTED
     return {
-        "replicas": _CAPABILITY[caps.replicas],
-        "rateLimit": _CAPABILITY[caps.rate_limit],
-        "stopAt": stop_at,
-        "stopWindows": "Emulated" if stop_ok and resume_ok else "Unsupported",
-        "suspend": _CAPABILITY[caps.stop],
+        "replicas": caps.replicas.value,
+        "rateLimit": caps.rate_limit.value,
+        "stopAt": stop_at.value,
+        "stopWindows": (Support.EMULATED if stop_ok and resume_ok else Support.UNSUPPORTED).value,
+        "suspend": caps.stop.value,
     }
 
 
@@ -89,7 +82,7 @@ def observed_block(observed: ObservedService) -> JsonDict:
         "rateLimit": (
             {
                 "requestsPerSecond": observed.rate_limit.rps,
-                "scope": API_SCOPE_NAME[observed.rate_limit.scope],
+                "scope": observed.rate_limit.scope.value,
             }
             if observed.rate_limit
             else None

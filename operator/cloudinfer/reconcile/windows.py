@@ -55,15 +55,6 @@ def _fire(expr: str, local_now: datetime.datetime, *, reverse: bool) -> datetime
         return None
 
 
-def validate(windows: list[StopWindow], time_zone: str) -> None:
-    """Raise InvalidWindowError for a cron value out of range or an unknown zone."""
-    zone = _zone(time_zone)
-    probe = datetime.datetime(2026, 1, 1, tzinfo=zone)
-    for window in windows:
-        _fire(window.stop, probe, reverse=False)
-        _fire(window.start, probe, reverse=False)
-
-
 def _next_fire(expr: str, instant: datetime.datetime, zone: ZoneInfo) -> datetime.datetime | None:
     """The first fire time strictly after `instant`, in UTC.
 

@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from cloudinfer.cloud.budget import RateLimit
+from cloudinfer.cloud.budget import CallRate
 
 DESCRIBE_SERVICES: Final = "DescribeServices"
 DESCRIBE_SERVICE: Final = "DescribeService"
 SCALE_SERVICE: Final = "ScaleService"
 DEACTIVATE_SERVICE: Final = "DeactivateService"
 
-BAIDU_RATE_LIMITS: Final[Mapping[str, RateLimit]] = {
-    DESCRIBE_SERVICES: RateLimit(10),  # [INFERRED] conservative default, no documented limit
-    DESCRIBE_SERVICE: RateLimit(10),  # [INFERRED]
-    SCALE_SERVICE: RateLimit(5),  # [INFERRED]
-    DEACTIVATE_SERVICE: RateLimit(5),  # [INFERRED]
+BAIDU_RATE_LIMITS: Final[Mapping[str, CallRate]] = {
+    DESCRIBE_SERVICES: CallRate(10),  # [INFERRED] conservative default, no documented limit
+    DESCRIBE_SERVICE: CallRate(10),  # [INFERRED]
+    SCALE_SERVICE: CallRate(5),  # [INFERRED]
+    DEACTIVATE_SERVICE: CallRate(5),  # [INFERRED]
 }
 
-BAIDU_DEFAULT_RATE_LIMIT: Final = RateLimit(5)
+BAIDU_DEFAULT_RATE_LIMIT: Final = CallRate(5)

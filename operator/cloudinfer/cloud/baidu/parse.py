@@ -67,7 +67,7 @@ def observed_service(service: Payload) -> ObservedService:
         service_id=service.string("serviceId"),
         name=service.optional_string("name"),
         replicas=Replicas(desired=desired, ready=ready),
-        rate_limit=RateLimitSetting(rps=qps, scope=RateLimitScope.PER_REPLICA) if qps else None,
+        rate_limit=RateLimitSetting(rps=qps, scope=RateLimitScope.PER_INSTANCE) if qps else None,
         phase=phase,
         raw_status=status,
         platform_stop=f"chargeStatus={charge}" if charge == UNPAID_CHARGE_STATUS else None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from cloudinfer.cloud.budget import RateLimit
+from cloudinfer.cloud.budget import CallRate
 
 LIST_SERVICES: Final = "ListServices"
 """GET /v1/{project_id}/services"""
@@ -22,11 +22,11 @@ UPDATE_SERVICE: Final = "UpdateService"
 UPDATE_SERVICE_BY_PROPERTY: Final = "UpdateServiceByProperty"
 """PUT /v1/{project_id}/services/{service_id}/property"""
 
-HUAWEI_RATE_LIMITS: Final[Mapping[str, RateLimit]] = {
-    LIST_SERVICES: RateLimit(10),  # [INFERRED] conservative default, no documented limit
-    SHOW_SERVICE: RateLimit(10),  # [INFERRED]
-    UPDATE_SERVICE: RateLimit(5),  # [INFERRED] writes start rollouts; keep them slower
-    UPDATE_SERVICE_BY_PROPERTY: RateLimit(5),  # [INFERRED]
+HUAWEI_RATE_LIMITS: Final[Mapping[str, CallRate]] = {
+    LIST_SERVICES: CallRate(10),  # [INFERRED] conservative default, no documented limit
+    SHOW_SERVICE: CallRate(10),  # [INFERRED]
+    UPDATE_SERVICE: CallRate(5),  # [INFERRED] writes start rollouts; keep them slower
+    UPDATE_SERVICE_BY_PROPERTY: CallRate(5),  # [INFERRED]
 }
 
-HUAWEI_DEFAULT_RATE_LIMIT: Final = RateLimit(5)
+HUAWEI_DEFAULT_RATE_LIMIT: Final = CallRate(5)

@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import httpx
@@ -32,6 +32,7 @@ from cloudinfer.cloud.huawei.envelope import CLOUD, unwrap
 from cloudinfer.cloud.huawei.parse import CAPABILITIES, Deployment, deployment, observed_service
 from cloudinfer.cloud.huawei.signer import HuaweiSigner
 from cloudinfer.cloud.model import (
+    SCHEDULE_TOLERANCE,
     ApplyResult,
     Capabilities,
     Change,
@@ -52,8 +53,6 @@ from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
 LIST_PAGE_SIZE: Final = 1000
 """The v1 list's documented default `limit` (docs/clouds/huawei-modelarts.md#reading-services); no
 maximum is documented, so we ask for no more than the server would send anyway."""
-SCHEDULE_TOLERANCE: Final = timedelta(minutes=1)
-"""Schedules are whole minutes; an observed due_time this close to the desired one matches."""
 PROPERTY_STATES: Final = frozenset({"running", "concerning", "abnormal"})
 """Where `PUT …/property` is allowed (UpdateServiceByProperty doc)."""
 SPECIAL_ENDPOINTS: Final = {"ap-southeast-1": "https://modelarts.ap-southeast-1.myhuaweicloud.cn"}
@@ -130,8 +129,6 @@ class HuaweiProvider:
             mode = self._offset_mode.get(account.name, "page")
             offset = page if mode == "page" else len(items)
             query = {"infer_type": "real-time", "offset": offset, "limit": self._page_size}
-            if account.workspace:
-                query["workspace_id"] = account.workspace
             reply = await self._call(account, limits.LIST_SERVICES, "GET", "", query=query)
             body = Payload(reply.data, CLOUD, limits.LIST_SERVICES, reply.request_id)
             batch = body.objects("services", optional=True)

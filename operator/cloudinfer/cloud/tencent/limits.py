@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from cloudinfer.cloud.budget import RateLimit
+from cloudinfer.cloud.budget import CallRate
 
 DESCRIBE_MODEL_SERVICE: Final = "DescribeModelService"
 DESCRIBE_MODEL_SERVICE_GROUP: Final = "DescribeModelServiceGroup"
@@ -19,16 +19,16 @@ DEFAULT_PER_SECOND: Final = 20
 """"默认接口请求频率限制: 20次/秒" (default 20 requests/s) [SEED]; also the limit of any TI-ONE
 API the overview does not list."""
 
-TENCENT_RATE_LIMITS: Final[Mapping[str, RateLimit]] = {
+TENCENT_RATE_LIMITS: Final[Mapping[str, CallRate]] = {
     # API overview [DOC https://cloud.tencent.com/document/product/851/75060]
-    DESCRIBE_MODEL_SERVICE: RateLimit(50),
-    DESCRIBE_MODEL_SERVICE_GROUP: RateLimit(50),
-    DESCRIBE_MODEL_SERVICE_GROUPS: RateLimit(20),
-    MODIFY_MODEL_SERVICE: RateLimit(20),
-    CREATE_MODEL_SERVICE: RateLimit(20),
+    DESCRIBE_MODEL_SERVICE: CallRate(50),
+    DESCRIBE_MODEL_SERVICE_GROUP: CallRate(50),
+    DESCRIBE_MODEL_SERVICE_GROUPS: CallRate(20),
+    MODIFY_MODEL_SERVICE: CallRate(20),
+    CREATE_MODEL_SERVICE: CallRate(20),
     # Not in the overview; the seed states the 20/s default for it [SEED].
-    MODIFY_MODEL_SERVICE_PARTIAL_CONFIG: RateLimit(DEFAULT_PER_SECOND),
+    MODIFY_MODEL_SERVICE_PARTIAL_CONFIG: CallRate(DEFAULT_PER_SECOND),
 }
 """Documented limits, keyed by API name (the action class)."""
 
-TENCENT_DEFAULT_RATE_LIMIT: Final = RateLimit(DEFAULT_PER_SECOND)
+TENCENT_DEFAULT_RATE_LIMIT: Final = CallRate(DEFAULT_PER_SECOND)

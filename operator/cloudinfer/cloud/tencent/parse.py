@@ -97,7 +97,7 @@ def _rate_limit(limit: Payload | None) -> RateLimitSetting | None:
     rps = limit.optional_number("InstanceRpsLimit", minimum=0)
     if not rps:  # "0 = no limit"
         return None
-    return RateLimitSetting(rps=rps, scope=RateLimitScope.PER_REPLICA)
+    return RateLimitSetting(rps=rps, scope=RateLimitScope.PER_INSTANCE)
 
 
 def _scheduled_stop(action: Payload | None) -> datetime | None:

@@ -201,8 +201,6 @@ class TencentProvider:
             raise InvalidRequestError(
                 f"account {account.name} has no Tencent credentials", cloud=CLOUD, action=action
             )
-        if account.workspace:
-            params = {**params, "TiProjectId": account.workspace}
         signer = TencentSigner(credentials, clock=self._wall_clock)
         url = (account.endpoint or PUBLIC_ENDPOINT).rstrip("/") + "/"
         # json.dumps defaults, as the SDK sends them; the signature hashes these exact bytes.
@@ -234,9 +232,9 @@ class TencentProvider:
 def _partial_fields(change: Change) -> dict[str, Any]:
     """The PartialConfig fields for a rate-limit or schedule change."""
     if isinstance(change, SetRateLimit):
-        if change.scope is not RateLimitScope.PER_REPLICA:
+        if change.scope is not RateLimitScope.PER_INSTANCE:
             raise InvalidRequestError(
-                "TI-ONE limits requests per instance; convert the limit to PerReplica first",
+                "TI-ONE limits requests per instance; convert the limit to PerInstance first",
                 cloud=CLOUD,
             )
         if change.rps != math.floor(change.rps):
