@@ -40,6 +40,11 @@ from cloudinfer.cloud.errors import (
     UnsupportedActionError,
 )
 from cloudinfer.cloud.http_client import new_async_client
+from cloudinfer.cloud.instances import (
+    InstanceNotFoundError,
+    InstanceSelectionError,
+    select_instance,
+)
 from cloudinfer.cloud.model import Change, ObservedService, Phase, ServiceField
 from cloudinfer.cloud.provider import CloudProvider
 from cloudinfer.reconcile import status as st
@@ -585,6 +590,17 @@ class ServiceReconciler:
             )  # fmt: skip
             return ServiceOutcome(None, False)
         if not await self._owns_claim(me, spec, observed, current, generation, now):
+            return ServiceOutcome(None, False)
+        try:  # Qianfan: plan and scale the compute-unit instance the spec names
+            observed = select_instance(
+                observed,
+                spec.baidu.instance_id if spec.baidu is not None else None,
+                manages_replicas=spec.replicas is not None,
+            )
+        except InstanceSelectionError as err:
+            missing = isinstance(err, InstanceNotFoundError)
+            reason = Reason.INSTANCE_NOT_FOUND if missing else Reason.INVALID_SPEC
+            await self._fail(current, reason, str(err), generation, now, observed=observed)
             return ServiceOutcome(None, False)
 
         annotations = meta.get("annotations") or {}
