@@ -61,6 +61,13 @@ def _bad(message: str) -> ApiError:
     return ApiError("InappropriateJSON", message)
 
 
+def _register_units(account: Account, units: dict[str, int]) -> None:
+    """A service seeded or edited onto instances the account lacks gets them (8 units each)."""
+    for instance_id in units:
+        if instance_id not in account.compute_units:
+            account.compute_units[instance_id] = ComputeUnit(instance_id=instance_id)
+
+
 class BaiduSim(CloudSim):
     cloud: ClassVar[str] = "baidu"
     default_rates: ClassVar[dict[str, float]] = RATES
@@ -296,9 +303,7 @@ class BaiduSim(CloudSim):
             raise ControlError(404, f"no account {spec.get('account')!r}")
         service_id = str(spec.get("service_id") or f"svco-{self.new_hex(12)}")
         units = {str(k): int(v) for k, v in dict(spec.get("units", {})).items()}
-        for instance_id in units:
-            if instance_id not in account.compute_units:
-                account.compute_units[instance_id] = ComputeUnit(instance_id=instance_id)
+        _register_units(account, units)
         if not units and "units" not in spec:
             instance_id = f"cu-{self.new_hex(10)}"
             account.compute_units[instance_id] = ComputeUnit(instance_id=instance_id)
@@ -333,7 +338,9 @@ class BaiduSim(CloudSim):
     def console_edit(self, service: Service, spec: dict[str, Any]) -> None:
         spec = dict(spec)
         if "units" in spec:
+            # E.g. someone adds a second compute-unit instance to the service in the console.
             service.units = {str(k): int(v) for k, v in dict(spec.pop("units")).items()}
+            _register_units(self.accounts[service.account], service.units)
             service.replicas = sum(service.units.values())
         if "qps" in spec:
             service.extra["qps"] = float(spec.pop("qps"))

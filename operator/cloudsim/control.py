@@ -65,6 +65,11 @@ class SimControl:
         Huawei: name, ak, sk, projects, token. Baidu: name, ak, sk, regions, compute_units."""
         return dict(self._call("POST", "/accounts", spec)["account"])
 
+    def accounts(self) -> dict[str, dict[str, Any]]:
+        """Every account by name, without its secret (Qianfan: with its compute units)."""
+        listed = self._call("GET", "/accounts")["accounts"]
+        return {str(a["name"]): dict(a) for a in listed}
+
     def edit_account(self, name: str, **changes: object) -> dict[str, Any]:
         return dict(self._call("PATCH", f"/accounts/{name}", changes)["account"])
 

@@ -107,6 +107,12 @@ BAD_INPUT = [
     (_with(S, "spec.replicas", 0), "should be greater than or equal to 1", "replicas-zero"),
     (_with(S, "spec.replicas", 129), "should be less than or equal to 128", "replicas-too-many"),
     (_with(S, "spec.accountRef", ...), "spec.accountRef: Required value", "missing-accountRef"),
+    (_with(S, "spec.baidu", {}), "spec.baidu.instanceId: Required value", "baidu-without-instance"),
+    (
+        _with(S, "spec.baidu.instanceId", "cu a"),
+        "spec.baidu.instanceId in body should match",
+        "instanceId-space",
+    ),
     (_with(S, "spec.serviceId", ...), "spec.serviceId: Required value", "missing-serviceId"),
     (
         _with(S, "spec.serviceId", "x" * 129),

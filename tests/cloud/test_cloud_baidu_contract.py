@@ -20,6 +20,7 @@ from cloudinfer.cloud.errors import (
     UnsupportedActionError,
 )
 from cloudinfer.cloud.http_client import new_async_client
+from cloudinfer.cloud.instances import select_instance
 from cloudinfer.cloud.model import (
     ClearRateLimit,
     Cloud,
@@ -120,7 +121,7 @@ def test_observe_maps_fields_and_capabilities() -> None:
     )
     assert (seen.replicas.desired, seen.replicas.ready) == (2, 2)
     assert seen.rate_limit == RateLimitSetting(rps=7.5, scope=RateLimitScope.PER_INSTANCE)
-    assert seen.cloud_keys["instanceIds"] == "cu-1"
+    assert [(i.instance_id, i.replicas.desired) for i in seen.instances or ()] == [("cu-1", 2)]
     capabilities = seen.capabilities
     assert (capabilities.rate_limit, capabilities.resume, capabilities.schedule) == (
         Support.READ_ONLY,
@@ -154,6 +155,57 @@ def test_scale_calls_scale_service_on_the_compute_unit() -> None:
         {"serviceId": "svco-a", "instanceId": "cu-1", "deploymentReplicasCount": 3}
     ]
     assert (after.replicas.desired, after.phase) == (3, Phase.TRANSITIONING)
+
+
+def _scale_two_instance_service(rig: Rig, named: str | None) -> tuple[Any, Any]:
+    """Scale svco-two (cu-1: 1 replica, cu-2: 2) to 4, planning on `named`'s replicas."""
+    change = Scale(service_id="svco-two", replicas=4)
+
+    async def scenario(provider: BaiduProvider) -> tuple[Any, Any]:
+        observed = await provider.observe(rig.account, "svco-two")
+        chosen = select_instance(observed, named, manages_replicas=True) if named else observed
+        result = await provider.apply(rig.account, change, observed=chosen)
+        return result, await provider.observe(rig.account, "svco-two")
+
+    rig.sim.add_service({"account": "acct", "service_id": "svco-two", "units": {"cu-1": 1}})
+    rig.sim.console_edit(rig.sim.store.get("svco-two"), {"units": {"cu-1": 1, "cu-2": 2}})
+    return rig.run(scenario)
+
+
+@pytest.mark.parametrize(("named", "other"), [("cu-2", "cu-1"), ("cu-1", "cu-2")])
+def test_scale_acts_on_the_chosen_instance_only(named: str, other: str) -> None:
+    rig = make_rig()
+    result, after = _scale_two_instance_service(rig, named)
+    assert rig.writes("ScaleService") == [
+        {"serviceId": "svco-two", "instanceId": named, "deploymentReplicasCount": 4}
+    ]
+    assert result.note == f"instance {named}"
+    replicas = {i.instance_id: i.replicas.desired for i in after.instances or ()}
+    assert replicas == {named: 4, other: {"cu-1": 1, "cu-2": 2}[other]}
+
+
+def test_scale_of_a_service_with_two_instances_and_none_chosen_is_refused_without_a_call() -> None:
+    rig = make_rig()
+    with pytest.raises(InvalidRequestError, match=r"does not pin one instance.*cu-1, cu-2"):
+        _scale_two_instance_service(rig, None)
+    assert not rig.writes("ScaleService")
+
+
+def test_scale_refuses_a_chosen_instance_the_service_does_not_list() -> None:
+    """A stale or hand-made observation cannot send a scale to an instance of another service."""
+    rig = make_rig()
+    rig.sim.add_service({"account": "acct", "service_id": "svco-a", "units": {"cu-1": 1}})
+
+    async def scenario(provider: BaiduProvider) -> Any:
+        observed = await provider.observe(rig.account, "svco-a")
+        stale = observed.model_copy(update={"instance_id": "cu-9"})
+        return await provider.apply(
+            rig.account, Scale(service_id="svco-a", replicas=2), observed=stale
+        )
+
+    with pytest.raises(InvalidRequestError, match="has no instance cu-9"):
+        rig.run(scenario)
+    assert not rig.writes("ScaleService")
 
 
 def test_scale_beyond_the_compute_unit_is_a_quota_error() -> None:

@@ -12,7 +12,13 @@ from cloudinfer.cloud.baidu.parse import observed_service as baidu_service
 from cloudinfer.cloud.errors import MalformedResponseError
 from cloudinfer.cloud.huawei.parse import Deployment
 from cloudinfer.cloud.huawei.parse import observed_service as huawei_service
-from cloudinfer.cloud.model import Phase, RateLimitScope, RateLimitSetting
+from cloudinfer.cloud.model import (
+    InstanceReplicas,
+    Phase,
+    RateLimitScope,
+    RateLimitSetting,
+    Replicas,
+)
 from cloudinfer.cloud.payload import Payload
 from cloudinfer.cloud.tencent.parse import CAPABILITIES as TENCENT_CAPABILITIES
 from cloudinfer.cloud.tencent.parse import observed_service as tencent_service
@@ -90,6 +96,48 @@ def test_huawei_status_phase(status: str, phase: Phase) -> None:
 def test_baidu_status_phase(status: str, phase: Phase) -> None:
     observed = baidu_service(_payload({"serviceId": "svco-1", "runStatus": status}))
     assert (observed.phase, observed.raw_status) == (phase, status)
+
+
+def _qianfan(status: str = "Serving", **fields: Any) -> dict[str, Any]:
+    return {
+        "serviceId": "svco-1",
+        "runStatus": status,
+        "resourceConfig": {"type": "GPU-I-2", "replicasCount": 4, "qps": 5},
+        "computeUnits": [
+            {"instanceId": "cu-a", "deploymentReplicasCount": 1},
+            {"instanceId": "cu-b", "deploymentReplicasCount": 3},
+        ],
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "ready"),
+    [("Serving", (1, 3)), ("Stopped", (0, 0)), ("Deploying", (None, None))],
+)
+def test_baidu_reports_each_compute_unit_instance(
+    status: str, ready: tuple[int | None, int | None]
+) -> None:
+    observed = baidu_service(_payload(_qianfan(status)))
+    assert observed.instances == (
+        InstanceReplicas(instance_id="cu-a", replicas=Replicas(desired=1, ready=ready[0])),
+        InstanceReplicas(instance_id="cu-b", replicas=Replicas(desired=3, ready=ready[1])),
+    )
+    # Until an instance is chosen, replicas are the service's own (its resource block).
+    assert (observed.replicas.desired, observed.instance_id) == (4, None)
+
+
+def test_baidu_without_compute_units_has_no_instances_but_scales_per_instance() -> None:
+    observed = baidu_service(_payload(_qianfan(computeUnits=[])))
+    assert observed.instances == ()
+    assert observed.replicas.desired == 4
+
+
+def test_baidu_instance_without_replica_count_is_malformed() -> None:
+    units = [{"instanceId": "cu-a"}]
+    with pytest.raises(MalformedResponseError) as caught:
+        baidu_service(_payload(_qianfan(computeUnits=units)))
+    assert "deploymentReplicasCount" in caught.value.message
 
 
 @pytest.mark.parametrize(

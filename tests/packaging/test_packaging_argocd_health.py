@@ -35,6 +35,7 @@ EXPECTED_FOR_READY_FALSE = {
     Reason.UNSUPPORTED_BY_CLOUD: "Degraded",
     Reason.ACCOUNT_NOT_READY: "Degraded",
     Reason.SERVICE_NOT_FOUND: "Degraded",
+    Reason.INSTANCE_NOT_FOUND: "Degraded",
     Reason.SECRET_NOT_FOUND: "Degraded",
     Reason.CLOUD_REJECTED: "Degraded",
     Reason.PERMISSION_DENIED: "Degraded",

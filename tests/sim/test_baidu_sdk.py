@@ -209,6 +209,76 @@ def test_deactivate_stops_and_blocks_scaling(baidu: SimControl, qianfan_console:
     assert len(baidu.writes("DeactivateService")) == 1
 
 
+# ----- services on several compute-unit instances ----------------------------------------------
+
+OTHER_UNIT = "cu-test00002"
+
+
+def test_a_service_seeded_on_two_instances_lists_both(
+    baidu: SimControl, qianfan_console: Any
+) -> None:
+    sid = baidu.add_service(account="b1", units={BD_UNIT: 1, OTHER_UNIT: 2})
+    detail = qianfan_console("/v2/service", "DescribeService", {"serviceId": sid}).body["result"]
+    assert detail["computeUnits"] == [
+        {"instanceId": BD_UNIT, "deploymentReplicasCount": 1},
+        {"instanceId": OTHER_UNIT, "deploymentReplicasCount": 2},
+    ]
+    assert detail["resourceConfig"]["replicasCount"] == 3
+    # The instance the account did not have was bought with the seed.
+    assert baidu.accounts()["b1"]["compute_units"][OTHER_UNIT]["total_units"] == 8
+
+
+def test_scaling_one_instance_leaves_the_other_alone(
+    baidu: SimControl, qianfan_console: Any
+) -> None:
+    sid = baidu.add_service(account="b1", units={BD_UNIT: 1, OTHER_UNIT: 2})
+    body = {"serviceId": sid, "instanceId": OTHER_UNIT, "deploymentReplicasCount": 4}
+    qianfan_console("/v2/service", "ScaleService", body)
+    baidu.advance(20)
+    detail = qianfan_console("/v2/service", "DescribeService", {"serviceId": sid}).body["result"]
+    assert detail["computeUnits"] == [
+        {"instanceId": BD_UNIT, "deploymentReplicasCount": 1},
+        {"instanceId": OTHER_UNIT, "deploymentReplicasCount": 4},
+    ]
+    assert (detail["runStatus"], detail["resourceConfig"]["replicasCount"]) == ("Serving", 5)
+    assert [w["params"] for w in baidu.writes("ScaleService")] == [body]
+
+
+def test_each_instance_has_its_own_capacity(baidu: SimControl, qianfan_console: Any) -> None:
+    """8 units on each instance: 8 replicas fit on one although the other already uses 3."""
+    sid = baidu.add_service(account="b1", units={BD_UNIT: 3, OTHER_UNIT: 1})
+    fits = {"serviceId": sid, "instanceId": OTHER_UNIT, "deploymentReplicasCount": 8}
+    qianfan_console("/v2/service", "ScaleService", fits)
+    baidu.advance(20)
+    too_many = {"serviceId": sid, "instanceId": BD_UNIT, "deploymentReplicasCount": 9}
+    assert _error(lambda: qianfan_console("/v2/service", "ScaleService", too_many)) == (
+        400,
+        "ResourceInsufficient",
+    )
+
+
+def test_a_console_edit_can_add_an_instance_that_then_scales(
+    baidu: SimControl, qianfan_console: Any
+) -> None:
+    sid = baidu.add_service(account="b1", units={BD_UNIT: 1})
+    baidu.edit_service(sid, units={BD_UNIT: 1, "cu-added0001": 1})
+    body = {"serviceId": sid, "instanceId": "cu-added0001", "deploymentReplicasCount": 2}
+    assert qianfan_console("/v2/service", "ScaleService", body).body["result"] is True
+    assert baidu.service(sid)["internal"]["units"] == {BD_UNIT: 1, "cu-added0001": 2}
+
+
+def test_scaling_an_instance_the_account_lacks_is_not_found(
+    baidu: SimControl, qianfan_console: Any
+) -> None:
+    sid = baidu.add_service(account="b1", units={BD_UNIT: 1})
+    body = {"serviceId": sid, "instanceId": "cu-nosuch0001", "deploymentReplicasCount": 2}
+    assert _error(lambda: qianfan_console("/v2/service", "ScaleService", body)) == (
+        404,
+        "ResourceNotFound",
+    )
+    assert baidu.service(sid)["internal"]["units"] == {BD_UNIT: 1}
+
+
 def test_throttling_uses_qps_limit_error(baidu: SimControl, baidu_server: RunningSim) -> None:
     baidu.set_rate_limits(DescribeServices=2)
     codes = [_bce_post(baidu_server, "DescribeServices", {}).status_code for _ in range(3)]

@@ -54,6 +54,10 @@ class Reason(StrEnum):
     """The CloudAccount is missing, not ready, or its Secret is missing."""
     SERVICE_NOT_FOUND = "ServiceNotFound"
     """The cloud has no service with this serviceId."""
+    INSTANCE_NOT_FOUND = "InstanceNotFound"
+    """Qianfan: the service has no compute-unit instance spec.baidu.instanceId (named in the
+    message), or none at all to scale; no cloud call is made until the spec or the cloud
+    changes."""
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a password
     """CloudAccount: the credentials Secret or one of its keys is missing."""
     CLOUD_REJECTED = "CloudRejected"

@@ -19,6 +19,8 @@ from cloudinfer.api.common import (
 from cloudinfer.api.timezones import TIME_ZONE_RULE
 
 SERVICE_ID_MAX_LENGTH = 128
+INSTANCE_ID_MAX_LENGTH = 128
+MAX_OBSERVED_INSTANCES = 32
 # Replicas: 1..128 covers ModelArts' documented instance_count range; 0 is not allowed
 # because Qianfan's ScaleService deletes the compute unit at 0. Stop with `suspend`.
 MIN_REPLICAS = 1
@@ -183,10 +185,14 @@ class BaiduOptions(ApiModel):
 
     instance_id: str = Field(
         min_length=1,
-        max_length=128,
+        max_length=INSTANCE_ID_MAX_LENGTH,
         pattern=r"^[A-Za-z0-9_-]+$",
-        description="The compute-unit instance that ScaleService acts on. Required to manage "
-        "replicas on Qianfan.",
+        description="The compute-unit instance (算力单元实例) of the service that ScaleService "
+        "acts on; spec.replicas is then that instance's deploymentReplicasCount, and no other "
+        "instance is touched. spec.baidu may be left out while the service has one instance: "
+        "the operator then scales that one; with several instances and spec.replicas set it "
+        "reports InvalidSpec and makes no call. An instance the service does not have gives "
+        "Ready=False with reason InstanceNotFound and no cloud call.",
     )
 
 
@@ -218,7 +224,8 @@ class InferenceServiceSpec(ApiModel):
         ge=MIN_REPLICAS,
         le=MAX_REPLICAS,
         description="Desired replica count (1-128). Unset: replicas are not managed. 0 is not "
-        "allowed; use suspend to stop the service.",
+        "allowed; use suspend to stop the service. On Qianfan, the replicas of one "
+        "compute-unit instance (see baidu.instanceId).",
         json_schema_extra={"format": "int32"},
     )
     rate_limit: RateLimit | None = Field(
@@ -238,7 +245,11 @@ class InferenceServiceSpec(ApiModel):
         # The server fills mode and onDelete, so `kubectl get -o yaml` shows the policy in force.
         json_schema_extra={"default": {}},
     )
-    baidu: BaiduOptions | None = Field(default=None, description="Qianfan-specific settings.")
+    baidu: BaiduOptions | None = Field(
+        default=None,
+        description="Qianfan-specific settings. May be left out for a service with one "
+        "compute-unit instance; ignored on other clouds.",
+    )
 
 
 class ObservedRateLimit(ApiModel):
@@ -250,11 +261,32 @@ class ObservedRateLimit(ApiModel):
     scope: RateLimitScope | None = Field(default=None, description="Scope the cloud applies.")
 
 
+class ObservedInstance(ApiModel):
+    """The replicas on one compute-unit instance of a Qianfan service."""
+
+    instance_id: str = Field(
+        max_length=INSTANCE_ID_MAX_LENGTH, description="The compute-unit instance ID."
+    )
+    replicas: int | None = Field(
+        default=None, description="Its deploymentReplicasCount, as the cloud reports it."
+    )
+
+
 class ObservedState(ApiModel):
     """What the cloud reported at the last change of observation."""
 
-    replicas: int | None = Field(default=None, description="Desired replicas on the cloud.")
+    replicas: int | None = Field(
+        default=None,
+        description="Desired replicas on the cloud. On Qianfan, those of the instance "
+        "spec.baidu.instanceId names (or the only one); the service's total otherwise.",
+    )
     ready_replicas: int | None = Field(default=None, description="Ready replicas, if reported.")
+    instances: list[ObservedInstance] | None = Field(
+        default=None,
+        max_length=MAX_OBSERVED_INSTANCES,
+        description=f"Qianfan: the replicas on each compute-unit instance of the service, in "
+        f"the cloud's order (the first {MAX_OBSERVED_INSTANCES}).",
+    )
     rate_limit: ObservedRateLimit | None = Field(default=None, description="Current RPS limit.")
     scheduled_stop: datetime.datetime | None = Field(
         default=None, description="Pending one-shot stop time on the cloud."

@@ -69,6 +69,13 @@ class Replicas(_Frozen):
     """Instances serving; None when the cloud has no such count (ModelArts v1, Qianfan)."""
 
 
+class InstanceReplicas(_Frozen):
+    """The replicas on one instance of a service that scales per instance (Qianfan)."""
+
+    instance_id: str = Field(min_length=1)
+    replicas: Replicas
+
+
 class RateLimitSetting(_Frozen):
     rps: float = Field(gt=0)
     scope: RateLimitScope
@@ -96,9 +103,15 @@ class ObservedService(_Frozen):
     updated_at: AwareDatetime | None = None
     """The cloud's last-update time; batch observers use it to skip unchanged services."""
     capabilities: Capabilities
+    instances: tuple[InstanceReplicas, ...] | None = None
+    """Per compute-unit instance, in the cloud's order, on a cloud that scales one instance
+    at a time (Qianfan `ScaleService`); None on clouds that scale the whole service."""
+    instance_id: str | None = None
+    """The instance `replicas` describes and a `Scale` acts on, once `select_instance`
+    (cloud/instances.py) chose it; None means `replicas` is the whole service's."""
     cloud_keys: dict[str, str] = Field(default_factory=dict)
-    """Cloud-specific identifiers a provider needs to change the service (e.g. Qianfan's
-    compute-unit `instanceId`, a ModelArts `model_id`). Opaque to everything else."""
+    """Cloud-specific identifiers a provider needs to change the service (e.g. a ModelArts
+    `model_id`). Opaque to everything else."""
 
 
 class _ChangeBase(_Frozen):

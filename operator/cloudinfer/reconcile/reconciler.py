@@ -11,13 +11,18 @@ import asyncio
 import datetime
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from cloudinfer.api.conditions import PAUSED_ANNOTATION, Reason
 from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES, InferenceServiceSpec
+from cloudinfer.cloud.instances import (
+    InstanceNotFoundError,
+    InstanceSelectionError,
+    select_instance,
+)
 from cloudinfer.cloud.model import ObservedService
 from cloudinfer.reconcile import ledger
 from cloudinfer.reconcile import status as st
@@ -159,7 +164,25 @@ class ServiceReconciler:
             return scene
         if not await self._owns_claim(me, this, scene.observed):
             return ServiceOutcome(None, False)
-        return await self._act(this, scene)
+        instance = await self._instance(this, scene.observed)
+        if instance is None:
+            return ServiceOutcome(None, False)
+        return await self._act(this, replace(scene, observed=instance))
+
+    async def _instance(self, this: _Pass, observed: ObservedService) -> ObservedService | None:
+        """Qianfan: the observation narrowed to the compute-unit instance the spec names (a
+        no-op on the other clouds); None, with the reason written, if there is no such one."""
+        try:
+            return select_instance(
+                observed,
+                this.spec.baidu.instance_id if this.spec.baidu is not None else None,
+                manages_replicas=this.spec.replicas is not None,
+            )
+        except InstanceSelectionError as err:
+            missing = isinstance(err, InstanceNotFoundError)
+            reason = Reason.INSTANCE_NOT_FOUND if missing else Reason.INVALID_SPEC
+            await self._fail_pass(this, reason, str(err), observed=observed)
+            return None
 
     async def _scene(self, this: _Pass) -> _Scene | ServiceOutcome:
         """The account's observation of this service, or the outcome of not having one."""

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cloudinfer.api.conditions import ConditionType, Reason
+from cloudinfer.api.inferenceservice import MAX_OBSERVED_INSTANCES
 from cloudinfer.cloud.model import (
     Capabilities,
     ObservedService,
@@ -87,8 +88,20 @@ def observed_block(observed: ObservedService) -> JsonDict:
             if observed.rate_limit
             else None
         ),
+        "instances": (
+            [
+                _observed_instance(unit.instance_id, unit.replicas.desired)
+                for unit in observed.instances[:MAX_OBSERVED_INSTANCES]
+            ]
+            if observed.instances
+            else None
+        ),
     }
     return {key: value for key, value in block.items() if value is not None}
+
+
+def _observed_instance(instance_id: str, replicas: int | None) -> JsonDict:
+    return {"instanceId": instance_id} | ({} if replicas is None else {"replicas": replicas})
 
 
 def next_transition(transition: Transition | None) -> JsonDict | None:

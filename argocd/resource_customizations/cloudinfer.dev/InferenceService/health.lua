@@ -18,6 +18,7 @@ local DEGRADED = {
   UnsupportedByCloud = true,
   AccountNotReady = true,
   ServiceNotFound = true,
+  InstanceNotFound = true,
   SecretNotFound = true,
   CloudRejected = true,
   PermissionDenied = true,

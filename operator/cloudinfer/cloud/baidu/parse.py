@@ -9,6 +9,7 @@ from typing import Final
 from cloudinfer.cloud.model import (
     Capabilities,
     Cloud,
+    InstanceReplicas,
     ObservedService,
     Phase,
     RateLimitScope,
@@ -53,27 +54,33 @@ def observed_service(service: Payload) -> ObservedService:
     phase = PHASES.get(status, Phase.UNKNOWN)
     resources = service.optional_object("resourceConfig")
     units = service.objects("computeUnits", optional=True)
+    counts = [unit.integer("deploymentReplicasCount", minimum=0) for unit in units]
     desired = None
     if resources is not None:
         desired = resources.optional_integer("replicasCount", minimum=0)
     if desired is None and units:
-        desired = sum(unit.integer("deploymentReplicasCount", minimum=0) for unit in units)
+        desired = sum(counts)
     qps = resources.optional_number("qps", minimum=0) if resources is not None else None
-    # No ready count is documented [UNVERIFIED]; Serving means every replica serves.
-    ready = {Phase.RUNNING: desired, Phase.STOPPED: 0}.get(phase)
     charge = service.optional_string("chargeStatus")
     return ObservedService(
         cloud=Cloud.BAIDU,
         service_id=service.string("serviceId"),
         name=service.optional_string("name"),
-        replicas=Replicas(desired=desired, ready=ready),
+        replicas=_replicas(desired, phase),
         rate_limit=RateLimitSetting(rps=qps, scope=RateLimitScope.PER_INSTANCE) if qps else None,
         phase=phase,
         raw_status=status,
         platform_stop=f"chargeStatus={charge}" if charge == UNPAID_CHARGE_STATUS else None,
         updated_at=service.optional_iso_time("updateTime"),
         capabilities=CAPABILITIES,
-        cloud_keys={
-            "instanceIds": ",".join(unit.string("instanceId") for unit in units),
-        },
+        # ScaleService acts on one compute-unit instance (seed 003).
+        instances=tuple(
+            InstanceReplicas(instance_id=unit.string("instanceId"), replicas=_replicas(n, phase))
+            for unit, n in zip(units, counts, strict=True)
+        ),
     )
+
+
+def _replicas(desired: int | None, phase: Phase) -> Replicas:
+    # No ready count is documented [UNVERIFIED]; Serving means every replica serves.
+    return Replicas(desired=desired, ready={Phase.RUNNING: desired, Phase.STOPPED: 0}.get(phase))

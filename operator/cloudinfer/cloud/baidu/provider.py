@@ -1,7 +1,8 @@
 """The Qianfan provider, on the console v2 API (issue 6, docs/clouds/baidu-qianfan.md).
 
 - List: `DescribeServices` in pages of 100 (its maximum), following `nextMarker`.
-- Replicas: `ScaleService` on the service's compute-unit `instanceId`.
+- Replicas: `ScaleService` on one compute-unit `instanceId` of the service: the one
+  `cloud/instances.py` chose from `spec.baidu.instanceId`, or the service's only one.
 - Stop: `DeactivateService`. There is no resume, no RPS update and no schedule: capabilities
   say so and `apply` refuses them without calling the cloud, rather than faking them.
 """
@@ -116,13 +117,7 @@ class BaiduProvider:
     ) -> ApplyResult:
         sid = change.service_id
         if isinstance(change, Scale):
-            instances = [i for i in observed.cloud_keys.get("instanceIds", "").split(",") if i]
-            if len(instances) != 1:
-                raise InvalidRequestError(
-                    f"{sid} uses {len(instances)} compute-unit instances; scaling needs one",
-                    cloud=CLOUD,
-                    action=limits.SCALE_SERVICE,
-                )
+            instance = _target_instance(observed)
             if change.replicas < 1:
                 # deploymentReplicasCount 0 removes the compute unit from the service
                 # (docs/clouds/baidu-qianfan.md#writing-changes).
@@ -133,12 +128,15 @@ class BaiduProvider:
                 )
             body = {
                 "serviceId": sid,
-                "instanceId": instances[0],
+                "instanceId": instance,
                 "deploymentReplicasCount": change.replicas,
             }
             reply = await self._call(account, limits.SCALE_SERVICE, body)
             return ApplyResult(
-                change=change, call=limits.SCALE_SERVICE, request_id=reply.request_id
+                change=change,
+                call=limits.SCALE_SERVICE,
+                request_id=reply.request_id,
+                note=f"instance {instance}",
             )
         if isinstance(change, Stop):
             reply = await self._call(account, limits.DEACTIVATE_SERVICE, {"serviceId": sid})
@@ -171,6 +169,27 @@ class BaiduProvider:
 
         bucket = self._budgets.bucket(account.name, action)
         return await call_with_budget(attempt, bucket=bucket, clock=self._clock, policy=self._retry)
+
+
+def _target_instance(observed: ObservedService) -> str:
+    """The compute-unit instance to scale: the one `select_instance` chose, else the only one.
+
+    Refuses (no call) when the observation does not pin exactly one instance of the service,
+    so a scale can never land on an instance the spec did not mean.
+    """
+    ids = [unit.instance_id for unit in observed.instances or ()]
+    chosen = observed.instance_id
+    if chosen is None and len(ids) == 1:
+        chosen = ids[0]
+    if chosen is None or chosen not in ids:
+        problem = f"has no instance {chosen}" if chosen else "does not pin one instance"
+        raise InvalidRequestError(
+            f"{observed.service_id} {problem} among its {len(ids)} compute-unit instances "
+            f"({', '.join(ids) or 'none'}); name the one to scale in spec.baidu.instanceId",
+            cloud=CLOUD,
+            action=limits.SCALE_SERVICE,
+        )
+    return chosen
 
 
 def _result(reply: Reply, action: str) -> Payload:
