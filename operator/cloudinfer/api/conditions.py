@@ -81,7 +81,7 @@ class Reason(StrEnum):
 
 PAUSED_ANNOTATION = "cloudinfer.dev/paused"
 # Held while the operator stops its per-resource task (Kopf daemons), and with
-# policy.onDelete=Stop until the cloud service has stopped.
+# policy.onDelete=Stop until the cloud accepted the stop (within bounds: main/deletion.py).
 FINALIZER = "cloudinfer.dev/finalizer"
 # On a CloudAccount, its credentials Secret and its CA ConfigMap while an InferenceService
 # with policy.onDelete=Stop needs them to stop its cloud service (docs/architecture.md,

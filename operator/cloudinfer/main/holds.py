@@ -22,7 +22,7 @@ import contextlib
 import copy
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -275,9 +275,9 @@ class HoldKeeper:
         namespace = key[0]
         body = self._accounts.get(key)
         if body is None:  # deleted with a record left: release what it held
-            for ref in sorted(self._gone.get(key, frozenset())):
-                if not self._wanted_elsewhere(namespace, ref, key):
-                    await self._hold(namespace, ref, present=False)
+            gone = self._gone.get(key, frozenset())
+            released = [r for r in gone if not self._wanted_elsewhere(namespace, r, key)]
+            await self._hold_each(namespace, released, present=False)
             self._gone.pop(key, None)
             return
         meta = body["metadata"]
@@ -291,11 +291,9 @@ class HoldKeeper:
                 ops += finalizer_ops(meta, IN_USE_FINALIZER, True)
             if ops and (meta := await self._patch_account(key, meta, ops)) is None:
                 return
-            for ref in sorted(desired):
-                await self._hold(namespace, ref, present=True)
-        for ref in sorted(recorded - desired):
-            if not self._wanted_elsewhere(namespace, ref, key):
-                await self._hold(namespace, ref, present=False)
+            await self._hold_each(namespace, desired, present=True)
+        unneeded = [r for r in recorded - desired if not self._wanted_elsewhere(namespace, r, key)]
+        await self._hold_each(namespace, unneeded, present=False)
         if need:
             ops = annotation_ops(meta, IN_USE_ANNOTATION, record_value(desired))
         else:
@@ -334,6 +332,17 @@ class HoldKeeper:
             "kept" if self.needed(key) else "removed", extra={"resource": "/".join(key)},
         )  # fmt: skip
         return new
+
+    async def _hold_each(self, namespace: str, refs: Iterable[Ref], *, present: bool) -> None:
+        """`_hold` for each ref, the Secret first; one failing does not stop the others."""
+        failure: Exception | None = None
+        for ref in sorted(refs, key=lambda r: (r.kind != "Secret", r.name)):
+            try:
+                await self._hold(namespace, ref, present=present)
+            except Exception as err:  # each object on its own
+                failure = failure or err
+        if failure is not None:
+            raise failure
 
     async def _hold(self, namespace: str, ref: Ref, *, present: bool) -> None:
         """Add or remove the finalizer on a Secret or ConfigMap, reading it first."""
