@@ -68,8 +68,8 @@ def expected_rules(peering_resource: str | None) -> dict[tuple[str, str], list[s
         ("cloudinfer.dev", "cloudaccounts"): ["list", "watch", "patch"],
         ("cloudinfer.dev", "inferenceservices/status"): ["patch"],
         ("cloudinfer.dev", "cloudaccounts/status"): ["patch"],
-        ("", "secrets"): ["get"],
-        ("", "configmaps"): ["get"],
+        ("", "secrets"): ["get", "patch"],
+        ("", "configmaps"): ["get", "patch"],
         ("", "events"): ["create"],
     }
     if peering_resource:

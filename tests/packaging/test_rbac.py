@@ -2,7 +2,8 @@
 
 Sufficiency: the operator process, holding only a bearer token of the ServiceAccount the
 chart creates, bound by the Role (or ClusterRole) the chart renders, runs a full
-reconcile scenario against a simulator: Ready, one scale call, Stop on delete, events.
+reconcile scenario against a simulator: Ready, one scale call, the in-use finalizers, Stop
+on delete, events.
 Minimality: the same scenario with any single (apiGroup, resource, verb) grant of the
 rendered roles taken away breaks at a known step, or (for the grants that only feed Kopf's
 background watches) fills the operator's log with 403 errors while Kopf gives up a
@@ -39,6 +40,7 @@ from support import Cluster, wait_for
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 FINALIZER = "cloudinfer.dev/finalizer"
+IN_USE = "cloudinfer.dev/in-use"
 # A 403 in an error or status, not the milliseconds of a timestamp ("12:00:01,403").
 FORBIDDEN = re.compile(r"(?<![,.])\b403\b|forbidden", re.IGNORECASE)
 
@@ -219,6 +221,13 @@ def release_leftovers(kube: Kube, namespace: str) -> None:
                         GROUP, VERSION, namespace, plural, item["metadata"]["name"],
                         {"metadata": {"finalizers": None}},
                     )  # fmt: skip
+    unblock = {"metadata": {"finalizers": None}}
+    for secret in kube.core.list_namespaced_secret(namespace).items:
+        if secret.metadata.finalizers:
+            kube.core.patch_namespaced_secret(secret.metadata.name, namespace, unblock)
+    for config_map in kube.core.list_namespaced_config_map(namespace).items:
+        if config_map.metadata.finalizers:
+            kube.core.patch_namespaced_config_map(config_map.metadata.name, namespace, unblock)
 
 
 # -- the scenario ----------------------------------------------------------------------------
@@ -317,6 +326,23 @@ def scenario(
             timeout=t.change, what="the operator's finalizer on the InferenceService",
         )  # fmt: skip
 
+    def secret_held() -> None:
+        wait_for(
+            lambda: IN_USE
+            in (kube.core.read_namespaced_secret("creds", namespace).metadata.finalizers or []),
+            timeout=t.change, what="the in-use finalizer on the Secret",
+        )  # fmt: skip
+
+    def ca_held() -> None:
+        wait_for(
+            lambda: IN_USE
+            in (
+                kube.core.read_namespaced_config_map("cloud-ca", namespace).metadata.finalizers
+                or []
+            ),
+            timeout=t.change, what="the in-use finalizer on the CA ConfigMap",
+        )  # fmt: skip
+
     def scale() -> None:
         kube.patch_service(namespace, "chat", {"spec": {"replicas": 3}})
         wait_for(
@@ -347,6 +373,17 @@ def scenario(
         ]
         assert len(stops) == 1, stops
 
+    def released() -> None:
+        def unheld() -> bool:
+            secret = kube.core.read_namespaced_secret("creds", namespace).metadata
+            ca = kube.core.read_namespaced_config_map("cloud-ca", namespace).metadata
+            account = kube.get(namespace, "acct", "cloudaccounts")["metadata"]
+            return all(IN_USE not in (f or []) for f in (
+                secret.finalizers, ca.finalizers, account.get("finalizers")
+            ))  # fmt: skip
+
+        wait_for(unheld, timeout=t.change, what="the in-use finalizers removed")
+
     steps: list[tuple[str, Callable[[], None]]] = []
     if peering:
         steps.append(("peering", peering_keepalive))
@@ -356,9 +393,12 @@ def scenario(
         ("account-finalizer", account_finalizer),
         ("service-ready", service_ready),
         ("finalizer", finalizer),
+        ("secret-held", secret_held),
+        ("ca-held", ca_held),
         ("scale", scale),
         ("scale-event", scale_event),
         ("delete-stop", delete_stops_then_releases),
+        ("released", released),
     ]
     for name, step in steps:
         try:
@@ -438,6 +478,9 @@ BREAKS_WITHOUT: dict[Grant, str] = {
     ("cloudinfer.dev", "cloudaccounts/status", "patch"): "account-ready",
     ("", "secrets", "get"): "account-ready",
     ("", "configmaps", "get"): "account-ready",
+    # The in-use finalizer that keeps them for a Stop on delete (namespace deletion).
+    ("", "secrets", "patch"): "secret-held",
+    ("", "configmaps", "patch"): "ca-held",
     ("", "events", "create"): "account-event",
     # Kopf keeps every handler paused until it has listed the peers.
     ("kopf.dev", "kopfpeerings", "list"): "account-ready",

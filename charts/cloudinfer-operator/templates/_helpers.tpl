@@ -58,7 +58,8 @@ Roles. Every rule names the code path that needs it; keep the verbs minimal.
 {{- define "cloudinfer-operator.rules" -}}
 # Kopf lists and watches both kinds (no get: it never reads one object by name) and
 # patches the objects themselves: the finalizer cloudinfer.dev/finalizer (Stop on delete,
-# and the daemons Kopf runs per object), Kopf's progress and diff-base annotations. No
+# and the daemons Kopf runs per object), Kopf's progress and diff-base annotations, and on
+# CloudAccounts the in-use finalizer and its record (main/holds.py). No
 # create/update/delete: users own these objects.
 - apiGroups: ["cloudinfer.dev"]
   resources: ["inferenceservices", "cloudaccounts"]
@@ -69,14 +70,17 @@ Roles. Every rule names the code path that needs it; keep the verbs minimal.
   resources: ["inferenceservices/status", "cloudaccounts/status"]
   verbs: ["patch"]
 # CloudAccount.spec.credentialsSecretRef: the access key pair is read by name only. No
-# list or watch, so the operator cannot enumerate Secrets.
+# list or watch, so the operator cannot enumerate Secrets. Patch: only the in-use finalizer,
+# while an InferenceService with onDelete: Stop needs the Secret to stop its cloud service
+# (main/holds.py; a JSON patch of /metadata/finalizers, never data).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
-# CloudAccount.spec.caBundleRef: extra CA certificates, read by name only.
+  verbs: ["get", "patch"]
+# CloudAccount.spec.caBundleRef: extra CA certificates, read by name only; patch: the same
+# in-use finalizer.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get"]
+  verbs: ["get", "patch"]
 # Events on InferenceServices and CloudAccounts: the operator (and Kopf, for its handler
 # warnings) posts each core/v1 Event as a new object (create only; never updated or
 # aggregated, no events.k8s.io).

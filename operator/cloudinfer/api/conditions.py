@@ -92,5 +92,12 @@ class Reason(StrEnum):
 
 PAUSED_ANNOTATION = "cloudinfer.dev/paused"
 # Held while the operator stops its per-resource task (Kopf daemons), and with
-# policy.onDelete=Stop until the cloud service has stopped.
+# policy.onDelete=Stop until the cloud accepted the stop (within bounds: main/deletion.py).
 FINALIZER = "cloudinfer.dev/finalizer"
+# On a CloudAccount, its credentials Secret and its CA ConfigMap while an InferenceService
+# with policy.onDelete=Stop needs them to stop its cloud service (docs/architecture.md,
+# "Deletion path"): deleting the whole namespace must not take them first.
+IN_USE_FINALIZER = "cloudinfer.dev/in-use"
+# On a CloudAccount that holds objects with IN_USE_FINALIZER: which ones, so that they are
+# released even after the CloudAccount names others (and after a restart).
+IN_USE_ANNOTATION = "cloudinfer.dev/in-use-refs"

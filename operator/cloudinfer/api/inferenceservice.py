@@ -176,7 +176,12 @@ class DeletionAndModePolicy(ApiModel):
     on_delete: DeletionPolicy = Field(
         default="Retain",
         description="Retain leaves the cloud service untouched when this resource is deleted; "
-        "Stop stops it first (a finalizer holds the resource until the stop succeeds).",
+        "Stop sends it one stop first: a finalizer holds the resource until the cloud accepts "
+        "the stop (or the service is already stopped, or another InferenceService manages "
+        "it), and the finalizer cloudinfer.dev/in-use keeps its CloudAccount, Secret and CA "
+        "ConfigMap until then, also when the whole namespace is deleted. A stop the cloud "
+        "refuses for 30 s (or a service still transitioning after 5 minutes) is given up: the "
+        "resource is released with a ReleasedWithoutStop Warning event.",
     )
 
 

@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 
 from cloudinfer.main import allocator, handlers
 from cloudinfer.main import apiserver as _apiserver  # noqa: F401 - registers Kopf's login
+from cloudinfer.main.holds import HoldKeeper
 from cloudinfer.main.kube import KubernetesAccess
 from cloudinfer.main.settings import Settings, shown_default
 from cloudinfer.reconcile.metrics import Metrics
@@ -126,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kube = KubernetesAccess()
     handlers.State.events = kube.events
     handlers.State.runtime = Runtime(kube, metrics)
+    handlers.State.holds = HoldKeeper(kube)
     asyncio.run(_run(settings))
     return 0
 

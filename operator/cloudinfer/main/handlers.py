@@ -1,5 +1,6 @@
 """Kopf glue: one daemon per CloudAccount (the observer), one per InferenceService (the
-reconciler, idle until woken), event handlers that wake them, and the Stop-on-delete finalizer.
+reconciler, idle until woken), event handlers that wake them, the Stop-on-delete handler
+(deletion.py) and the in-use finalizers that keep what it needs (holds.py).
 
 No daemon polls the cloud per service: observation is batched per account.
 """
@@ -15,15 +16,13 @@ from typing import Any
 import kopf
 
 from cloudinfer.api.common import GROUP, VERSION
-from cloudinfer.api.conditions import FINALIZER, ConditionType, Reason
+from cloudinfer.api.conditions import FINALIZER
 from cloudinfer.cloud.errors import CloudError
-from cloudinfer.cloud.model import Phase, Stop
+from cloudinfer.main.deletion import StopOnDelete
 from cloudinfer.main.events import EventPoster
+from cloudinfer.main.holds import HoldKeeper
 from cloudinfer.main.settings import Settings
-from cloudinfer.reconcile import status as st
-from cloudinfer.reconcile.claims import claimant_from, is_deleting
-from cloudinfer.reconcile.kube_access import SERVICES_PLURAL
-from cloudinfer.reconcile.outcomes import error_message, error_reason
+from cloudinfer.reconcile.claims import is_deleting
 from cloudinfer.reconcile.reconciler import ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
 
@@ -33,7 +32,6 @@ logger = logging.getLogger("cloudinfer")
 MAX_IDLE_SECONDS = 300.0
 # After an unexpected exception, retry the reconcile after this long.
 CRASH_BACKOFF_SECONDS = 10.0
-DELETE_RETRY_SECONDS = 5.0
 EVENT_FLUSH_SECONDS = 5.0
 
 
@@ -43,6 +41,8 @@ class State:
     settings: Settings = Settings.model_construct()  # until main() parses the real ones
     runtime: Runtime | None = None
     events: EventPoster | None = None
+    holds: HoldKeeper | None = None
+    deletion: StopOnDelete | None = None
     reconcilers: dict[tuple[str, str], ServiceReconciler] = {}  # noqa: RUF012
 
 
@@ -50,6 +50,18 @@ def runtime() -> Runtime:
     if State.runtime is None:
         raise kopf.TemporaryError("the operator is still starting", delay=1)
     return State.runtime
+
+
+def holds() -> HoldKeeper:
+    if State.holds is None:
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return State.holds
+
+
+def deletion() -> StopOnDelete:
+    if State.deletion is None:
+        State.deletion = StopOnDelete(runtime(), holds())
+    return State.deletion
 
 
 @kopf.on.startup()
@@ -72,6 +84,8 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.cleanup()
 async def flush_events(**_: Any) -> None:
     """Events queued at shutdown (the last cloud writes') get a few seconds to go out."""
+    if State.holds is not None:
+        await State.holds.close()
     if State.events is not None:
         await State.events.flush(EVENT_FLUSH_SECONDS)
 
@@ -90,6 +104,7 @@ async def account_observer(
 ) -> None:
     namespace = namespace or ""
     rt = runtime()
+    holds().enable()
     key = (namespace, name)
     observer = rt.observer(key)
     try:
@@ -100,15 +115,22 @@ async def account_observer(
 
 @kopf.index(GROUP, VERSION, "cloudaccounts")
 async def known_accounts(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-    """Feeds Runtime.accounts before any daemon starts (see service_claims)."""
+    """Feeds Runtime.accounts and the in-use holds before any daemon starts (see
+    service_claims)."""
     rt = State.runtime
     if rt is not None:
         rt.account_seen((namespace or "", name), not is_deleting(body))
+    if State.holds is not None:
+        State.holds.account_seen((namespace or "", name), body)
 
 
 @kopf.on.event(GROUP, VERSION, "cloudaccounts")
 async def account_changed(*, namespace: str | None, name: str, type: str, **_: Any) -> None:
     rt = State.runtime
+    if State.holds is not None:
+        State.holds.enable()  # Kopf calls no handler but indexers before every index is full
+        if type == "DELETED":
+            State.holds.account_gone((namespace or "", name))
     if rt is not None and type == "DELETED":
         rt.account_seen((namespace or "", name), False)
     if rt is not None and type in ("MODIFIED", "ADDED"):
@@ -140,6 +162,8 @@ async def service_claims(*, body: kopf.Body, namespace: str | None, name: str, *
     rt = State.runtime
     if rt is not None:
         rt.claims.update(body)
+    if State.holds is not None:
+        State.holds.service_seen((namespace or "", name), body)
     reconciler = State.reconcilers.get((namespace or "", name))
     if reconciler is not None:
         reconciler.waker.set()
@@ -151,6 +175,7 @@ async def service_reconciler(
 ) -> None:
     namespace = namespace or ""
     rt = runtime()
+    holds().enable()
     reconciler = ServiceReconciler(rt, body)
     State.reconcilers[(namespace, name)] = reconciler
     queue = rt.metrics.queue_depth.labels("inferenceservice")
@@ -186,10 +211,15 @@ def _deleted(*, type: str, **_: Any) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, "inferenceservices", when=_deleted)
-async def service_deleted(*, namespace: str | None, name: str, **_: Any) -> None:
-    """Gone without our finalizer (removed by hand): the next claimant takes over now."""
+async def service_deleted(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    """Gone (released, or its finalizer removed by hand): the next claimant takes over now,
+    and what it held in use is released if nothing else needs it."""
     if State.runtime is not None:
         State.runtime.claims.drop((namespace or "", name))
+    if State.holds is not None:
+        State.holds.service_gone((namespace or "", name))
+    if State.deletion is not None:
+        State.deletion.forget(str(body.get("metadata", {}).get("uid")))
 
 
 def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
@@ -198,76 +228,7 @@ def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
 
 
 @kopf.on.delete(GROUP, VERSION, "inferenceservices", when=_stop_on_delete)
-async def stop_before_release(
-    *, body: kopf.Body, spec: kopf.Spec, namespace: str | None, **_: Any
-) -> None:
-    """policy.onDelete=Stop: stop the cloud service, then let the resource go."""
-    rt = runtime()
-    namespace = namespace or ""
-    account = (spec.get("accountRef") or {}).get("name", "")
-    service_id = str(spec.get("serviceId", ""))
-    observer = rt.observers.get((namespace, account))
-    snapshot = observer.snapshot if observer else None
-    if observer is None or snapshot is None or snapshot.provider is None or snapshot.config is None:
-        await _deletion_blocked(
-            rt, body, Reason.ACCOUNT_NOT_READY,
-            f"cannot stop {service_id} before release: CloudAccount {account} is not ready",
-        )  # fmt: skip
-        raise kopf.TemporaryError("account not ready", delay=DELETE_RETRY_SECONDS * 2)
-    observed = snapshot.services.get(service_id)
-    if observed is None or observed.phase is Phase.STOPPED:
-        return  # gone or already stopped: release
-    me = claimant_from(body)
-    rivals = rt.claims.decide(me, rt.identity_of).rivals if me is not None else ()
-    if rivals:
-        # Another InferenceService still names this cloud service and takes it over:
-        # stopping it would fight that one (docs/security.md, "Claims").
-        message = (
-            f"{service_id} not stopped before release: InferenceService "
-            f"{rivals[0].describe()} also names it and now manages it"
-        )
-        logger.info(
-            message, extra={"resource": f"{namespace}/{body.get('metadata', {}).get('name')}"}
-        )
-        rt.kube.event(body, "Normal", "StopSkipped", message)
-        return
-    if observed.phase is Phase.TRANSITIONING:
-        observer.mark_active(service_id, True)
-        raise kopf.TemporaryError("waiting for the cloud to settle", delay=DELETE_RETRY_SECONDS)
-    try:
-        result = await snapshot.provider.apply(
-            snapshot.config.account,
-            Stop(service_id=service_id, reason="onDelete: Stop"),
-            observed=observed,
-        )
-    except CloudError as err:
-        await _deletion_blocked(
-            rt, body, error_reason(err),
-            f"stopping {service_id} before release failed: {error_message(err)}",
-        )  # fmt: skip
-        raise kopf.TemporaryError(str(err), delay=DELETE_RETRY_SECONDS * 2) from err
-    rt.kube.event(
-        body, "Normal", "CloudWrite",
-        f"{result.call} stop: onDelete: Stop (request {result.request_id or 'n/a'})",
-    )  # fmt: skip
-    observer.mark_active(service_id, True)
-    raise kopf.TemporaryError("stop sent; waiting for the cloud", delay=DELETE_RETRY_SECONDS)
-
-
-async def _deletion_blocked(
-    rt: Runtime, body: kopf.Body, reason: Reason | str, message: str
-) -> None:
-    current = dict(body.get("status") or {})
-    previous = current.get("conditions") or []
-    generation = int(body.get("metadata", {}).get("generation", 0))
-    ready = st.condition(
-        ConditionType.READY, False, reason, message,
-        generation=generation, now=datetime.datetime.now(datetime.UTC), previous=previous,
-    )  # fmt: skip
-    others = [c for c in previous if c.get("type") != ConditionType.READY.value]
-    meta = body.get("metadata", {})
-    await rt.kube.patch_status(
-        SERVICES_PLURAL, str(meta.get("namespace")), str(meta.get("name")),
-        {"conditions": [ready, *others]},
-    )  # fmt: skip
-    rt.kube.event(body, "Warning", str(reason), message)
+async def stop_before_release(*, body: kopf.Body, **_: Any) -> None:
+    """policy.onDelete=Stop: stop the cloud service, then let the resource go (deletion.py)."""
+    holds().enable()
+    await deletion().release(body)

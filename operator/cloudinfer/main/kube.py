@@ -3,15 +3,16 @@
 The calls share Kopf's aiohttp session (apiserver.py), so they need no client library and
 no threads, and they count against the same bound on requests in flight. Secrets are read
 on demand (get, never list or watch), so a rotated Secret takes effect at the next
-observation and the operator needs only `get` on Secrets. Events are posted in order by one
-task (events.py).
+observation. The only writes to a Secret, a ConfigMap or a CloudAccount's metadata are the
+in-use finalizer and its record (holds.py), as JSON patches guarded by the resourceVersion
+read. Events are posted in order by one task (events.py).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aiohttp
 
@@ -26,6 +27,9 @@ from cloudinfer.main.events import EventPoster
 from cloudinfer.reconcile.kube_access import SecretData
 
 NOT_FOUND: Final = 404
+CONFLICT: Final = 409
+UNPROCESSABLE: Final = 422
+"""A JSON patch whose `test` op fails (the object changed since it was read)."""
 REQUEST_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10)
 MAX_MESSAGE: Final = 300
 """Characters of the apiserver's Status message kept in an error."""
@@ -40,6 +44,22 @@ class KubeApiError(Exception):
         self.status = status
 
 
+class MetadataConflict(Exception):
+    """The object changed since its metadata was read: read it again and recompute."""
+
+
+HeldKind = Literal["CloudAccount", "Secret", "ConfigMap"]
+"""The kinds whose metadata the operator patches (the in-use finalizer)."""
+
+
+def object_path(kind: HeldKind, namespace: str, name: str) -> str:
+    ns, obj = path_segment(namespace), path_segment(name)
+    if kind == "CloudAccount":
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/cloudaccounts/{obj}"
+    plural = "secrets" if kind == "Secret" else "configmaps"
+    return f"/api/v1/namespaces/{ns}/{plural}/{obj}"
+
+
 class KubernetesAccess:
     """Implements cloudinfer.reconcile.kube_access.KubeAccess."""
 
@@ -50,8 +70,9 @@ class KubernetesAccess:
         self.events = events or EventPoster(connection)
 
     async def _call(
-        self, method: str, path: str, *, merge_patch: Mapping[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+        self, method: str, path: str, *, merge_patch: Mapping[str, Any] | None = None,
+        json_patch: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any] | None:  # fmt: skip
         """The decoded reply, or None if the object does not exist."""
         session, server = await self._connection.current()
         headers = {"Accept": "application/json"}
@@ -59,11 +80,16 @@ class KubernetesAccess:
         if merge_patch is not None:
             headers["Content-Type"] = "application/merge-patch+json"
             data = json.dumps(merge_patch)
+        if json_patch is not None:
+            headers["Content-Type"] = "application/json-patch+json"
+            data = json.dumps(json_patch)
         async with session.request(
             method, server + path, data=data, headers=headers, timeout=REQUEST_TIMEOUT
         ) as response:
             if response.status == NOT_FOUND:
                 return None
+            if json_patch is not None and response.status in (CONFLICT, UNPROCESSABLE):
+                raise MetadataConflict(f"{method} {path}: HTTP {response.status}")
             if response.status >= 400:
                 raise KubeApiError(method, path, response.status, await status_message(response))
             body = await response.json(content_type=None)
@@ -103,6 +129,29 @@ class KubernetesAccess:
             f"{path_segment(name)}/status"
         )
         await self._call("PATCH", path, merge_patch={"status": dict(patch)})
+
+    async def read_metadata(
+        self, kind: HeldKind, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """The object's metadata, or None if there is no such object. A Secret's data is
+        dropped here: this read is about finalizers, not credentials."""
+        body = await self._call("GET", object_path(kind, namespace, name))
+        return None if body is None else dict(body.get("metadata") or {})
+
+    async def patch_metadata(
+        self, kind: HeldKind, namespace: str, name: str, resource_version: str,
+        ops: list[dict[str, Any]],
+    ) -> dict[str, Any] | None:  # fmt: skip
+        """Apply JSON patch `ops` (under /metadata) if the object is still at
+        `resource_version`; its new metadata, or None if it is gone. Raises MetadataConflict
+        if it changed meanwhile."""
+        guarded = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+            *ops,
+        ]
+        path = object_path(kind, namespace, name)
+        body = await self._call("PATCH", path, json_patch=guarded)
+        return None if body is None else dict(body.get("metadata") or {})
 
     def event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.post(body, type_, reason, message)

@@ -51,6 +51,15 @@ class Metrics:
             ["cloud", "field"],
             registry=r,
         )
+        self.stops_on_delete = Counter(
+            "cloudinfer_stop_on_delete_total",
+            "InferenceServices with policy.onDelete=Stop released, per result: stopped (one "
+            "STOP sent), not_needed (already stopped or gone), skipped (another InferenceService "
+            "manages the cloud service), abandoned (no STOP could be sent within the bound: "
+            "the cloud service may still run).",
+            ["result"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "workqueue_depth", "Services waiting to be reconciled.", ["name"], registry=r
         )
