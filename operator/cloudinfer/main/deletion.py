@@ -29,14 +29,14 @@ import aiohttp
 import kopf
 
 from cloudinfer.api.conditions import ConditionType, Reason
-from cloudinfer.cloud.model import Phase, Stop
+from cloudinfer.cloud.model import ObservedService, Phase, Stop
 from cloudinfer.main.holds import HoldKeeper, Key
 from cloudinfer.main.kube import KubeApiError
 from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.claims import Identity, Unknown, claimant_from
 from cloudinfer.reconcile.executor import resource_name
 from cloudinfer.reconcile.kube_access import SERVICES_PLURAL
-from cloudinfer.reconcile.observer import AccountObserver
+from cloudinfer.reconcile.observer import AccountObserver, Snapshot
 from cloudinfer.reconcile.outcomes import error_message
 from cloudinfer.reconcile.runtime import Runtime
 
@@ -132,7 +132,6 @@ class StopOnDelete:
         return live if live is not None else self.observers.get(key)
 
     async def release(self, body: Mapping[str, Any]) -> None:
-        rt = self.runtime
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
         uid = str(meta.get("uid"))
@@ -158,22 +157,7 @@ class StopOnDelete:
         if observed is None or observed.phase is Phase.STOPPED:
             self._released(uid, "not_needed")
             return  # gone or already stopped
-        me = claimant_from(body)
-        mine = observer.claim_identity
-
-        def identity_of(account: Key) -> Identity | Unknown | None:
-            return mine if account == key else rt.identity_of(account)
-
-        rivals = rt.claims.decide(me, identity_of).rivals if me is not None else ()
-        if rivals:
-            # Another InferenceService still names this cloud service and takes it over:
-            # stopping it would fight that one (docs/security.md, "Claims").
-            message = (
-                f"{service_id} not stopped before release: InferenceService "
-                f"{rivals[0].describe()} also names it and now manages it"
-            )
-            logger.info(message, extra={"resource": resource_name(body)})
-            rt.kube.event(body, "Normal", "StopSkipped", message)
+        if self._another_claimant_manages(body, key, observer, service_id):
             self._released(uid, "skipped")
             return
         if observed.phase is Phase.TRANSITIONING:
@@ -185,6 +169,43 @@ class StopOnDelete:
                 self._abandon(body, service_id, why)
                 return
             raise kopf.TemporaryError("waiting for the cloud to settle", delay=SETTLE_POLL_SECONDS)
+        await self._send(body, attempt, snapshot, observed, observer)
+
+    def _another_claimant_manages(
+        self, body: Mapping[str, Any], key: Key, observer: AccountObserver, service_id: str
+    ) -> bool:
+        """Another InferenceService still names this cloud service and takes it over: stopping
+        it would fight that one (docs/security.md, "Claims")."""
+        rt = self.runtime
+        me = claimant_from(body)
+        mine = observer.claim_identity
+
+        def identity_of(account: Key) -> Identity | Unknown | None:
+            return mine if account == key else rt.identity_of(account)
+
+        rivals = rt.claims.decide(me, identity_of).rivals if me is not None else ()
+        if not rivals:
+            return False
+        message = (
+            f"{service_id} not stopped before release: InferenceService "
+            f"{rivals[0].describe()} also names it and now manages it"
+        )
+        logger.info(message, extra={"resource": resource_name(body)})
+        rt.kube.event(body, "Normal", "StopSkipped", message)
+        return True
+
+    async def _send(
+        self,
+        body: Mapping[str, Any],
+        attempt: _Attempt,
+        snapshot: Snapshot,
+        observed: ObservedService,
+        observer: AccountObserver,
+    ) -> None:
+        """Send the one STOP; released once the cloud accepts it."""
+        rt = self.runtime
+        service_id = observed.service_id
+        uid = str((body.get("metadata") or {}).get("uid"))
         attempt.trying_since = attempt.trying_since or time.monotonic()
         try:
             # The executor logs the write, counts it and posts its event, as for any write;
