@@ -106,6 +106,11 @@ manifests: ## copy crds/ into the chart, render deploy/{install,crds}.yaml and a
 	mv deploy/crds.yaml.tmp deploy/crds.yaml
 	argocd/render-argocd-cm.sh > argocd/argocd-cm.yaml
 
+.PHONY: dashboard
+dashboard: $(STAMP) ## regenerate the chart's Grafana dashboard from hack/dashboard.py
+	$(BIN)/python hack/dashboard.py > charts/cloudinfer-operator/files/grafana-dashboard.json.tmp
+	mv charts/cloudinfer-operator/files/grafana-dashboard.json.tmp charts/cloudinfer-operator/files/grafana-dashboard.json
+
 .PHONY: bench
 bench: $(STAMP) ## benchmarks, quick (N = 10, 100, 300; ~5 min): bench/results/<date>-quick.{json,md,png}
 	@bin_dir="$$(hack/build-k8s.sh)" && \
