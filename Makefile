@@ -26,6 +26,10 @@ venv: $(STAMP) ## create .venv with pinned dependencies
 k8s: ## build kube-apiserver, controller-manager, kubectl, etcd and helm into ~/.cache/cloudinfer
 	@hack/build-k8s.sh
 
+.PHONY: prometheus
+prometheus: ## build prometheus and promtool (for the observability tests) into ~/.cache/cloudinfer
+	@hack/build-prometheus.sh
+
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict and import-linter
 	$(BIN)/ruff check operator tests hack bench
@@ -34,9 +38,10 @@ lint: $(STAMP) ## ruff, mypy --strict and import-linter
 	$(BIN)/lint-imports
 
 .PHONY: test
-test: $(STAMP) lint ## lint, then the whole suite against a real control plane
-	@bin_dir="$$(hack/build-k8s.sh)" && \
-	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) lint ## lint, then the whole suite against a real control plane and Prometheus
+	@bin_dir="$$(hack/build-k8s.sh)" && prom_dir="$$(hack/build-prometheus.sh)" && \
+	  CLOUDINFER_K8S_BIN="$$bin_dir" CLOUDINFER_PROMETHEUS_BIN="$$prom_dir" \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-soak
 test-soak: $(STAMP) lint ## soak runs, not in `make test`: cloud endpoint down 60 s, 500/10000 Hypothesis examples
@@ -100,6 +105,11 @@ manifests: ## copy crds/ into the chart, render deploy/{install,crds}.yaml and a
 	mv deploy/install.yaml.tmp deploy/install.yaml
 	mv deploy/crds.yaml.tmp deploy/crds.yaml
 	argocd/render-argocd-cm.sh > argocd/argocd-cm.yaml
+
+.PHONY: dashboard
+dashboard: $(STAMP) ## regenerate the chart's Grafana dashboard from hack/dashboard.py
+	$(BIN)/python hack/dashboard.py > charts/cloudinfer-operator/files/grafana-dashboard.json.tmp
+	mv charts/cloudinfer-operator/files/grafana-dashboard.json.tmp charts/cloudinfer-operator/files/grafana-dashboard.json
 
 .PHONY: bench
 bench: $(STAMP) ## benchmarks, quick (N = 10, 100, 300; ~5 min): bench/results/<date>-quick.{json,md,png}

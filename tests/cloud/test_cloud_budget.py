@@ -440,3 +440,57 @@ def test_a_short_stall_is_made_up_a_long_one_is_not(
     assert max_in_any_second(admitted) <= 20, "catching up never overfills a second"
     lost = max(admitted) - admitted[0] - 59 / 20
     assert lost == pytest.approx(0 if stall < 0.25 else stall, abs=0.06)
+
+
+# -- what the metrics read ---------------------------------------------------------------------
+
+
+def test_stats_count_calls_and_waits_and_read_without_changing_the_bucket(
+    virtual_clock: VirtualClock,
+) -> None:
+    bucket = TokenBucket(CallRate(10), virtual_clock)
+    burst(virtual_clock, bucket, 11)  # the 11th waits a second in all, the others less
+    stats = bucket.stats()
+    assert stats.calls == 11
+    assert stats.waited_seconds == pytest.approx(sum(i / 10 for i in range(11)), abs=1e-6)
+    bucket.on_throttled()
+    shrunk = bucket.stats()
+    assert shrunk.limit_per_second == 10
+    assert shrunk.rate_per_second == pytest.approx(10 * AIMD_DECREASE_FACTOR)
+    virtual_clock.advance(RECOVERY_DELAY_SECONDS + 5)
+    recovered = bucket.stats()
+    assert shrunk.rate_per_second < recovered.rate_per_second <= 10
+    assert bucket.stats() == recovered, "reading stats twice gives the same answer"
+
+
+def test_every_attempt_is_recorded_with_its_action_duration_and_error(
+    virtual_clock: VirtualClock,
+) -> None:
+    budgets = RateBudgets({}, default=CallRate(100), clock=virtual_clock)
+    recorded: list[tuple[str, float, str | None]] = []
+    budgets.record_calls_with(
+        lambda action, seconds, error: recorded.append(
+            (action, seconds, error.reason if error else None)
+        )
+    )
+    outcomes: deque[Exception | None] = deque([ThrottledError("slow down", cloud="tencent"), None])
+
+    async def attempt() -> str:
+        await virtual_clock.sleep(0.25)
+        error = outcomes.popleft()
+        if error is not None:
+            raise error
+        return "ok"
+
+    bucket = budgets.bucket("ns/a", "DescribeModelServices")
+    policy = RetryPolicy(backoff=Backoff(rng=seeded(1)))
+    result = virtual_clock.run(
+        call_with_budget(attempt, bucket=bucket, clock=virtual_clock, policy=policy)
+    )
+    assert result == "ok"
+    assert recorded == [
+        ("DescribeModelServices", pytest.approx(0.25), "CloudThrottled"),
+        ("DescribeModelServices", pytest.approx(0.25), None),
+    ]
+    assert bucket.stats().calls == 2
+    assert [(a, b.stats().calls) for _, a, b in budgets.buckets()] == [("DescribeModelServices", 2)]

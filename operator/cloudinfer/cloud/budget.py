@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from cloudinfer.cloud.clock import Clock
+from cloudinfer.cloud.errors import CloudError
 
 DEFAULT_BURST: Final = 1
 """Tokens a bucket holds. With 1 the bucket paces calls evenly, so no window of one second ever
@@ -62,6 +63,24 @@ class CallRate:
             raise ValueError(f"burst must be at least 1, not {self.burst}")
 
 
+CallRecorder = Callable[[str, float, CloudError | None], None]
+"""Told of every finished call: (action class, seconds the call took, its error or None).
+The operator's metrics implement it (reconcile/metrics.py); the cloud layer knows no
+Prometheus."""
+
+
+@dataclass(frozen=True, slots=True)
+class BucketStats:
+    """A bucket's state for metrics: read without changing the bucket."""
+
+    limit_per_second: float
+    rate_per_second: float
+    calls: int
+    """Tokens taken since the bucket was made."""
+    waited_seconds: float
+    """Seconds callers spent waiting for a token, summed over callers."""
+
+
 class TokenBucket:
     """A paced token bucket (GCRA) with an adaptive rate.
 
@@ -83,6 +102,10 @@ class TokenBucket:
         self._queue = asyncio.Lock()
         self._last_throttle: float | None = None
         self._recovered_at = now
+        self._calls = 0
+        self._waited = 0.0
+        self.recorder: Callable[[float, CloudError | None], None] | None = None
+        """Told of each finished call (seconds, error or None) by `retry.call_with_budget`."""
 
     @property
     def limit(self) -> CallRate:
@@ -136,9 +159,31 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         """Wait for a token of this bucket, after every earlier waiter."""
+        queued = self._clock.monotonic()
         async with self._queue:
             while (wait := self._wait()) > 0:
                 await self._clock.sleep(wait)
+        self._calls += 1
+        self._waited += self._clock.monotonic() - queued
+
+    def record(self, seconds: float, error: CloudError | None) -> None:
+        """A call made with this bucket's token finished after `seconds`."""
+        if self.recorder is not None:
+            self.recorder(seconds, error)
+
+    def stats(self) -> BucketStats:
+        """The limit, the current rate (with the recovery due by now), the calls made and
+        the time spent waiting. Changes nothing, so a metrics scrape on another thread
+        cannot disturb the pacing."""
+        now = self._clock.monotonic()
+        rate = self._rate
+        start = self._recovered_at
+        if self._last_throttle is not None:
+            start = max(start, self._last_throttle + RECOVERY_DELAY_SECONDS)
+        if now > start and rate < self._limit.per_second:
+            step = self._limit.per_second * RECOVERY_FRACTION_PER_SECOND * (now - start)
+            rate = min(self._limit.per_second, rate + step)
+        return BucketStats(self._limit.per_second, rate, self._calls, self._waited)
 
     def on_throttled(self) -> None:
         """The cloud throttled a call: halve the rate (once per cooldown), and wait a full
@@ -186,6 +231,26 @@ class RateBudgets:
         self._clock = clock
         self._overrides: dict[str, dict[ActionClass, CallRate]] = {}
         self._buckets: dict[tuple[str, ActionClass], TokenBucket] = {}
+        self._recorder: CallRecorder | None = None
+
+    def record_calls_with(self, recorder: CallRecorder | None) -> None:
+        """Tell `recorder` of every call made with a token of these budgets, from now on."""
+        self._recorder = recorder
+        for (_, action_class), bucket in list(self._buckets.items()):
+            bucket.recorder = self._bucket_recorder(action_class)
+
+    def _bucket_recorder(
+        self, action_class: ActionClass
+    ) -> Callable[[float, CloudError | None], None] | None:
+        recorder = self._recorder
+        if recorder is None:
+            return None
+        return lambda seconds, error: recorder(action_class, seconds, error)
+
+    def buckets(self) -> Iterator[tuple[str, ActionClass, TokenBucket]]:
+        """(account, action class, bucket) of every bucket used so far."""
+        for (account, action_class), bucket in list(self._buckets.items()):
+            yield account, action_class, bucket
 
     def limit_for(self, account: str, action_class: ActionClass) -> CallRate:
         override = self._overrides.get(account, {}).get(action_class)
@@ -203,5 +268,6 @@ class RateBudgets:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = TokenBucket(self.limit_for(account, action_class), self._clock)
+            bucket.recorder = self._bucket_recorder(action_class)
             self._buckets[key] = bucket
         return bucket

@@ -41,12 +41,17 @@ async def call_with_budget(
     retry = 0
     while True:
         await bucket.acquire()
+        started = clock.monotonic()
         try:
-            return await attempt()
+            result = await attempt()
         except CloudError as error:
+            bucket.record(clock.monotonic() - started, error)
             if isinstance(error, ThrottledError):
                 bucket.on_throttled()
             if error.retry is not Retry.BACKOFF or retry + 1 >= policy.max_attempts:
                 raise
             await clock.sleep(policy.backoff.delay(retry, retry_after=error.retry_after))
             retry += 1
+        else:
+            bucket.record(clock.monotonic() - started, None)
+            return result

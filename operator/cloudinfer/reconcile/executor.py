@@ -117,6 +117,8 @@ class WriteExecutor:
             raise ValueError("the snapshot has no provider: the account was never observed")
         warnings = warnings or Warnings(self._kube, body)
         described = f"{change.kind}: {change.reason}"
+        in_flight = self._metrics.writes_in_flight.labels(observed.cloud.value)
+        in_flight.inc()
         try:
             result = await snapshot.provider.apply(
                 snapshot.config.account, change, observed=observed
@@ -131,6 +133,8 @@ class WriteExecutor:
                 always=held,
             )
             return WriteOutcome(change, entry, err)
+        finally:
+            in_flight.dec()
         # The journal time is when the call returned, not when it was queued: a list that
         # started before this instant may predate the write (duplicate-write guard).
         now = _now()

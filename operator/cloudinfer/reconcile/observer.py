@@ -39,7 +39,7 @@ from cloudinfer.reconcile.accounts import (
 )
 from cloudinfer.reconcile.claims import Identity, Unknown, cloud_identity
 from cloudinfer.reconcile.kube_access import ACCOUNTS_PLURAL, Key, KubeAccess
-from cloudinfer.reconcile.metrics import Metrics
+from cloudinfer.reconcile.metrics import AccountState, Metrics
 from cloudinfer.reconcile.outcomes import (
     error_message,
     error_reason,
@@ -181,6 +181,7 @@ class AccountObserver:
             self._provider = new_provider(config.account.cloud, self._client, budgets, self._clock)
             self._budgets_cloud = spec.provider
             self._budgets = budgets
+            budgets.record_calls_with(self.metrics.call_recorder(spec.provider))
             self._budget_overrides: Mapping[str, Any] | None = None
         if config.budget_overrides != self._budget_overrides:
             self._budgets.configure(config.account.name, config.budget_overrides)
@@ -218,6 +219,7 @@ class AccountObserver:
             listed = await self._list(provider, config, spec)
         except (CloudError, AccountSetupError) as err:
             self.metrics.observe_errors.labels(spec.provider, error_reason(err)).inc()
+            self._report_metrics(name, namespace, spec)
             self.snapshot.error = err
             self._notify()
             self._report_identity()
@@ -233,6 +235,7 @@ class AccountObserver:
             fingerprint,
         ))  # fmt: skip
         self.metrics.snapshot_services.labels(f"{namespace}/{name}").set(len(listed))
+        self._report_metrics(name, namespace, spec)
         await self._account_status(
             body, generation, True, Reason.CREDENTIALS_VERIFIED,
             f"listed {len(listed)} services", services_seen=len(listed),
@@ -245,6 +248,20 @@ class AccountObserver:
         if self._active or transitioning:
             return self._active_delay
         return float(spec.poll_interval_seconds)
+
+    def _report_metrics(self, name: str, namespace: str, spec: CloudAccountSpec) -> None:
+        """The account's budgets and the age of its last good observation, for the gauges
+        computed at scrape time (metrics.py)."""
+        observed_at = self.snapshot.observed_at
+        self.metrics.account_state(
+            f"{namespace}/{name}",
+            AccountState(
+                cloud=spec.provider,
+                last_success=observed_at.timestamp() if observed_at is not None else None,
+                poll_interval=float(spec.poll_interval_seconds),
+                budgets=getattr(self, "_budgets", None),  # set by the first _configure
+            ),
+        )
 
     @staticmethod
     async def _list(
@@ -285,6 +302,7 @@ class AccountObserver:
         """The CloudAccount is gone: drop its snapshot and tell its services."""
         self.snapshot = Snapshot()
         self._notify()
+        self.metrics.forget_account("/".join(self.key))
 
     async def run(
         self,
@@ -308,6 +326,7 @@ class AccountObserver:
                 # Coalesce bursts of wake-ups (many services writing at once).
                 await sleep(0.05)
         finally:
+            self.metrics.forget_account("/".join(self.key))
             await self._close_client()
 
     async def _wait(self, delay: float) -> None:

@@ -23,13 +23,14 @@ from cloudinfer.cloud.instances import (
     InstanceSelectionError,
     select_instance,
 )
-from cloudinfer.cloud.model import ObservedService
+from cloudinfer.cloud.model import ObservedService, Phase
 from cloudinfer.reconcile import ledger
 from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.claims import Claimant, claimant_from, is_deleting
 from cloudinfer.reconcile.executor import Warnings, resource_name
 from cloudinfer.reconcile.kube_access import SERVICES_PLURAL, Key
 from cloudinfer.reconcile.ledger import LedgerEntry
+from cloudinfer.reconcile.metrics import ServiceState
 from cloudinfer.reconcile.observer import AccountObserver, Snapshot
 from cloudinfer.reconcile.outcomes import (
     error_message,
@@ -123,6 +124,7 @@ class ServiceReconciler:
         return observer
 
     def detach(self) -> None:
+        self.runtime.metrics.forget_service(self._name())
         if self._observer is not None and self._service_id is not None:
             self._observer.unsubscribe(self._service_id, self.waker)
             self._observer.mark_active(self._service_id, False)
@@ -259,6 +261,14 @@ class ServiceReconciler:
         scene.observer.mark_active(spec.service_id, wrote or the_plan.waiting)
         result = "error" if not synced[0] else ("requeue" if the_plan.changes else "success")
         self.runtime.metrics.reconciles.labels("inferenceservice", result).inc()
+        reason = synced[1] if not synced[0] else the_plan.reason
+        self.runtime.metrics.reconcile_reasons.labels(result, str(reason)).inc()
+        held = [
+            e.error_class
+            for e in (*entries, the_plan.failed_write)
+            if e is not None and not e.succeeded and e.retry_at is None and e.error_class
+        ]
+        self._report_state(new, observed, outcome_named(held[0]).reason if held else None)
         return ServiceOutcome(the_plan.wake_at, wrote or the_plan.waiting)
 
     async def _execute(
@@ -401,6 +411,26 @@ class ServiceReconciler:
         self._warnings.post(reason, message)
         await self._write(current, new)
         self.runtime.metrics.reconciles.labels("inferenceservice", "error").inc()
+        self.runtime.metrics.reconcile_reasons.labels("error", str(reason)).inc()
+        self._report_state(new, observed, None)
+
+    def _report_state(
+        self, new: Mapping[str, Any], observed: ObservedService | None, held: Reason | None
+    ) -> None:
+        """The service's phase, Ready and held write, for the gauges (metrics.py)."""
+        ready: Mapping[str, Any] = next(
+            (c for c in new["conditions"] if c.get("type") == "Ready"), {}
+        )
+        self.runtime.metrics.service_state(
+            self._name(),
+            ServiceState(
+                cloud=observed.cloud.value if observed else str(new.get("provider", "unknown")),
+                phase=(observed.phase if observed else Phase.UNKNOWN).value,
+                ready=ready.get("status") == "True",
+                reason=str(ready.get("reason", "")),
+                held=str(held) if held is not None else None,
+            ),
+        )
 
     async def _write(self, current: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         patch = st.merge_patch(dict(current), dict(new))
