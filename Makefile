@@ -57,6 +57,10 @@ test-kind: $(STAMP) ## the opt-in kind suite: image, Helm install, core scenario
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[kind]'
 	CLOUDINFER_KIND=1 $(BIN)/python -m pytest tests/e2e_kind -p pytest_kind $(PYTEST_ARGS)
 
+.PHONY: test-live
+test-live: $(STAMP) ## opt-in contract suite against real clouds (CLOUDINFER_LIVE_*; read-only unless a write service is named)
+	CLOUDINFER_LIVE=1 $(BIN)/python -m pytest tests/live $(PYTEST_ARGS)
+
 .PHONY: cluster
 cluster: $(STAMP) ## start a local control plane in the background
 	@bin_dir="$$(hack/build-k8s.sh)" && \

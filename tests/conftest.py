@@ -19,8 +19,13 @@ from controlplane import ControlPlane, find_bin_dir
 from support import Cluster
 
 EXISTING_KUBECONFIG_ENV = "CLOUDINFER_KUBECONFIG"
-# The kind suite needs Docker; `make test-kind` sets CLOUDINFER_KIND=1 to collect it.
-collect_ignore = [] if os.environ.get("CLOUDINFER_KIND") == "1" else ["e2e_kind"]
+# The kind suite needs Docker; `make test-kind` sets CLOUDINFER_KIND=1 to collect it. The live
+# suite needs real cloud accounts; `make test-live` sets CLOUDINFER_LIVE=1. `make test` never
+# collects either.
+collect_ignore = [
+    *([] if os.environ.get("CLOUDINFER_KIND") == "1" else ["e2e_kind"]),
+    *([] if os.environ.get("CLOUDINFER_LIVE") == "1" else ["live"]),
+]
 
 
 @pytest.fixture(scope="session")

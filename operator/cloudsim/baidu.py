@@ -61,6 +61,11 @@ def _bad(message: str) -> ApiError:
     return ApiError("InappropriateJSON", message)
 
 
+def _offline(service: Service) -> None:
+    service.status = "Stopped"
+    service.ready = 0
+
+
 def _register_units(account: Account, units: dict[str, int]) -> None:
     """A service seeded or edited onto instances the account lacks gets them (8 units each)."""
     for instance_id in units:
@@ -241,17 +246,19 @@ class BaiduSim(CloudSim):
             raise ApiError(
                 "ServiceStatusConflict", f"service {service.service_id} is {service.status}"
             )
-        self.stop_now(service)
+        # "operation 操作成功,具体状态查询服务状态": accepted now, offline after stop_seconds.
+        service.status = self.settings.baidu_deactivating_status
+        service.updated_at = service.transition_at = self.now()
+        self.transition(service, [(self.settings.stop_seconds, _offline)])
         return {"operation": True, "message": DEACTIVATE_MESSAGE}
 
     def stop_now(self, service: Service) -> None:
-        # Taking a service offline is shown as immediate (runStatus Stopped) [UNVERIFIED].
+        """A platform stop (arrears) is shown at once [UNVERIFIED]."""
         service.generation += 1
-        service.status = "Stopped"
-        service.ready = 0
+        _offline(service)
         service.updated_at = service.transition_at = self.now()
 
-    def fire_scheduled_stop(self, service: Service) -> None:
+    def fire_scheduled_stop(self, service: Service, due: float) -> None:
         """Qianfan services have no stop schedule; nothing to do."""
 
     def platform_stop(self, service: Service, reason: str) -> None:

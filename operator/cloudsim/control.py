@@ -73,6 +73,10 @@ class SimControl:
     def edit_account(self, name: str, **changes: object) -> dict[str, Any]:
         return dict(self._call("PATCH", f"/accounts/{name}", changes)["account"])
 
+    def temporary_credentials(self, name: str, ttl: float = 1800) -> dict[str, Any]:
+        """STS-style credentials of account `name`: secret id, secret key, token, expiry."""
+        return dict(self._call("POST", f"/accounts/{name}/temporary-credentials", {"ttl": ttl}))
+
     def add_service(self, **spec: object) -> str:
         """Seed one service; returns its id. Fields depend on the cloud (docs/simulators.md)."""
         return str(self._call("POST", "/services", spec)["id"])

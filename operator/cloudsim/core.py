@@ -64,6 +64,8 @@ class Call:
     params: dict[str, Any]
     region: str = ""
     path_params: dict[str, str] = field(default_factory=dict)
+    # How the request was made, for `authenticate` (e.g. TI-ONE's signature version).
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +81,9 @@ class Settings:
     huawei_offset_mode: str = "page"
     # Tencent: PartialConfig mode for accounts created without one ("available"|"removed").
     default_partial_config: str = "available"
+    # Qianfan: `runStatus` while DeactivateService takes effect. The docs name no in-between
+    # status [UNVERIFIED]; `Deploying` is the only documented in-progress one.
+    baidu_deactivating_status: str = "Deploying"
 
     def update(self, spec: dict[str, Any]) -> None:
         names = {f.name: f for f in dataclasses.fields(self)}
@@ -89,6 +94,8 @@ class Settings:
             setattr(self, key, type(current)(value))
         if self.huawei_offset_mode not in ("page", "item"):
             raise ControlError(400, "huawei_offset_mode must be 'page' or 'item'")
+        if self.baidu_deactivating_status not in ("Deploying", "Serving"):
+            raise ControlError(400, "baidu_deactivating_status must be 'Deploying' or 'Serving'")
 
 
 Route = tuple[str, str, Callable[..., Any]]
@@ -199,18 +206,23 @@ class CloudSim(ABC):
         service.schedule_token += 1
         if not service.stop_enabled or service.stop_at is None:
             return
-        token = service.schedule_token
+        token, due = service.schedule_token, service.stop_at
 
         def fire() -> None:
             if service.schedule_token != token or self.store.get(service.service_id) is not service:
                 return
-            self.fire_scheduled_stop(service)
+            self.fire_scheduled_stop(service, due)
 
-        self.events.push(service.stop_at, fire)
+        self.events.push(due, fire)
 
     @abstractmethod
-    def fire_scheduled_stop(self, service: Service) -> None:
-        """The scheduled stop came due: run the cloud's stop path."""
+    def fire_scheduled_stop(self, service: Service, due: float) -> None:
+        """The scheduled stop came due at `due`: run the cloud's stop path from that moment,
+        even when a clock jump runs the event later."""
+
+    def issue_temporary_credentials(self, account: Account, ttl: float) -> dict[str, Any]:
+        """Temporary credentials (STS) for `account`, valid `ttl` seconds of the auth clock."""
+        raise ControlError(400, f"temporary credentials are not simulated on {self.cloud}")
 
     # ----- shared helpers ----------------------------------------------------------------
 
@@ -259,12 +271,18 @@ class CloudSim(ABC):
         return service
 
     def transition(
-        self, service: Service, steps: list[tuple[float, Callable[[Service], None]]]
+        self,
+        service: Service,
+        steps: list[tuple[float, Callable[[Service], None]]],
+        *,
+        start: float | None = None,
     ) -> None:
-        """Schedule `steps` (delay after the previous step, mutation); cancels older ones."""
+        """Schedule `steps` (delay after the previous step, mutation) from `start` (default
+        now); cancels older ones. Steps already due run at the next tick, stamped with their
+        own due times."""
         service.generation += 1
         generation = service.generation
-        due = self.clock.now()
+        due = self.clock.now() if start is None else start
         for delay, mutate in steps:
             due += delay
 
@@ -442,6 +460,11 @@ class CloudSim(ABC):
             ("GET", r"/accounts", self._c_accounts),
             ("POST", r"/accounts", self._c_add_account),
             ("PATCH", r"/accounts/(?P<name>[^/]+)", self._c_edit_account),
+            (
+                "POST",
+                r"/accounts/(?P<name>[^/]+)/temporary-credentials",
+                self._c_temporary_credentials,
+            ),
             ("GET", r"/services", self._c_services),
             ("POST", r"/services", self._c_add_service),
             ("POST", r"/services/bulk", self._c_bulk),
@@ -536,6 +559,17 @@ class CloudSim(ABC):
             else:
                 raise ControlError(400, f"cannot edit account field {key!r}")
         return {"account": account.to_json()}
+
+    def _c_temporary_credentials(
+        self, body: JSONValue, query: dict[str, str], name: str
+    ) -> dict[str, Any]:
+        account = self.accounts.get(name)
+        if account is None:
+            raise ControlError(404, f"no account {name}")
+        ttl = float(dict(body).get("ttl", 1800))
+        if ttl <= 0:
+            raise ControlError(400, "ttl must be positive")
+        return self.issue_temporary_credentials(account, ttl)
 
     def _c_services(self, body: JSONValue, query: dict[str, str]) -> dict[str, Any]:
         limit = int(query.get("limit", "100"))

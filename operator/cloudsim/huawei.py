@@ -246,11 +246,13 @@ class HuaweiSim(CloudSim):
             raise _invalid("status must be running or stopped.")
         if service.status == target:
             raise ApiError(CONFLICT, f"Service {service.name} is already {target}.")
-        if service.status in BUSY:
-            raise ApiError(
-                CONFLICT, f"Service {service.name} cannot be updated while {service.status}."
-            )
+        # The doc forbids only a start or a config change while deploying, stopping or
+        # deleting (docs/clouds/huawei-modelarts.md#writing-changes): a stop is accepted then.
         if target == "running":
+            if service.status in BUSY:
+                raise ApiError(
+                    CONFLICT, f"Service {service.name} cannot start while {service.status}."
+                )
             if service.status in ("waiting", "concerning"):
                 raise ApiError(
                     CONFLICT, f"Service {service.name} cannot start while {service.status}."
@@ -260,7 +262,8 @@ class HuaweiSim(CloudSim):
                     "ModelArts.4116", "The account is in arrears; the service cannot start."
                 )
             self._deploy(service, self.settings.start_seconds)
-        else:
+        elif service.status not in ("stopping", "deleting"):
+            # A stop already under way, or a deletion, is left to finish [INFERRED].
             self.stop_now(service)
 
     def _deploy(self, service: Service, seconds: float) -> None:
@@ -280,15 +283,17 @@ class HuaweiSim(CloudSim):
 
         self.transition(service, [(seconds / 2, half), (seconds / 2, done)])
 
-    def stop_now(self, service: Service) -> None:
+    def stop_now(self, service: Service, at: float | None = None) -> None:
+        """stopping -> stopped from `at` (default now); cancels a deployment in flight."""
+        start = self.now() if at is None else at
         service.status = "stopping"
-        service.updated_at = service.transition_at = self.now()
+        service.updated_at = service.transition_at = start
 
         def stopped(s: Service) -> None:
             s.status = "stopped"
             s.ready = 0
 
-        self.transition(service, [(self.settings.stop_seconds, stopped)])
+        self.transition(service, [(self.settings.stop_seconds, stopped)], start=start)
 
     def _change_config(self, service: Service, config: JSONValue) -> int:
         if service.status in BUSY:
@@ -384,12 +389,12 @@ class HuaweiSim(CloudSim):
         service.stop_enabled = True
         self.arm_schedule(service)
 
-    def fire_scheduled_stop(self, service: Service) -> None:
+    def fire_scheduled_stop(self, service: Service, due: float) -> None:
         service.stop_enabled = False
         service.stop_at = None
         service.schedule = []
         if service.status not in ("stopped", "stopping"):
-            self.stop_now(service)
+            self.stop_now(service, at=due)
 
     def platform_stop(self, service: Service, reason: str) -> None:
         reasons = {"arrears": "ARREAR", "police": "POLICE", "illegal": "ILLEGAL"}

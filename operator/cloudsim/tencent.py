@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 from cloudsim.core import ApiError, Call, CloudSim, ControlError
 from cloudsim.http import JSONValue, Request, Response, json_response
-from cloudsim.signing import AuthError, AuthReason, tc3
+from cloudsim.signing import AuthError, AuthReason, tc3, tc_v1
 from cloudsim.store import Account, Service
 from cloudsim.timefmt import iso_china, iso_z, parse_iso
 
@@ -123,8 +126,79 @@ RUNNING = frozenset({"Normal", "Abnormal"})
 BILLING_STOPS = frozenset({"ARREARS_STOP", "WHITELIST_STOP"})
 
 
+# Signature v1 sends these common parameters among the action's own (tc_v1's docstring).
+V1_COMMON = frozenset(
+    {
+        "Action",
+        "Version",
+        "Region",
+        "Timestamp",
+        "Nonce",
+        "SecretId",
+        "Signature",
+        "SignatureMethod",
+        "Token",
+        "Language",
+        "RequestClient",
+    }
+)
+FORM = "application/x-www-form-urlencoded"
+# Form and query values are strings; these request fields are read as integers or booleans.
+INT_FIELDS = frozenset({"Offset", "Limit", "Replicas", "InstanceRpsLimit", "InstanceReqLimit"})
+BOOL_FIELDS = frozenset(
+    {"Fuzzy", "Negative", "ScheduleStop", "EnableInstanceRpsLimit", "EnableInstanceReqLimit"}
+)
+
+
+@dataclass
+class TemporaryKey:
+    """STS credentials: a SecretId/SecretKey pair that needs its token and expires."""
+
+    account: str
+    secret_id: str
+    secret_key: str
+    token: str
+    expires_at: float  # on the auth clock (wall + skew)
+
+
 def _err(code: str, message: str) -> ApiError:
     return ApiError(code, message)
+
+
+def _form_value(name: str, value: str) -> int | bool | str:
+    if name in INT_FIELDS:
+        try:
+            return int(value)
+        except ValueError:
+            return value  # the action then refuses it with InvalidParameterValue
+    if name in BOOL_FIELDS and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def form_params(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Flattened form parameters (`Filters.0.Values.1=x`, as the SDK's `_fix_params` sends
+    them) back into the JSON document the action reads."""
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = key.split(".")
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise _err("InvalidParameter", f"The parameter `{key}` conflicts with another.")
+        field = next((p for p in reversed(parts) if not p.isdigit()), parts[-1])
+        node[parts[-1]] = _form_value(field, value)
+    return {k: _listify(v) for k, v in root.items()}
+
+
+def _listify(node: JSONValue) -> JSONValue:
+    if not isinstance(node, dict):
+        return node
+    items = {k: _listify(v) for k, v in node.items()}
+    if items and all(k.isdigit() for k in items):
+        return [items[k] for k in sorted(items, key=int)]
+    return items
 
 
 def _int_field(params: dict[str, Any], name: str, default: int) -> int:
@@ -141,50 +215,142 @@ class TencentSim(CloudSim):
     # (account, region) -> group id -> services of the group, in creation order.
     groups: dict[tuple[str, str], dict[str, list[Service]]]
 
+    temporary: dict[str, TemporaryKey]  # temporary SecretId -> its credentials
+
     def init_cloud_state(self) -> None:
         self.groups = {}
+        self.temporary = {}
 
     # ----- routing and auth ----------------------------------------------------------------
 
     def route(self, req: Request) -> Call:
-        if req.method != "POST" or req.path != "/":
-            raise ApiError("InvalidParameter", "Only POST / with a JSON body is supported.", 404)
+        if req.path != "/" or req.method not in ("GET", "POST"):
+            raise ApiError("InvalidParameter", "Only GET or POST / is supported.", 404)
+        if req.header("x-tc-action") or req.header("authorization"):
+            return self._route_tc3(req)
+        return self._route_v1(req)
+
+    def _route_tc3(self, req: Request) -> Call:
+        """Signature v3: action and region in headers; JSON body, form body, or GET query."""
         action = req.header("x-tc-action")
         if not action:
             raise _err("MissingParameter", "The request is missing a required parameter `Action`.")
-        version = req.header("x-tc-version")
+        self._check_action(action, req.header("x-tc-version"))
+        content_type = req.header("content-type").split(";")[0].strip().lower()
+        if req.method == "GET":
+            params = form_params(req.query)
+        elif content_type == FORM:
+            params = form_params(_body_pairs(req))
+        else:
+            try:
+                decoded = req.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise _err("InvalidParameter", "The request body is not valid JSON.") from None
+            if not isinstance(decoded, dict):
+                raise _err("InvalidParameter", "The request body must be a JSON object.")
+            params = decoded
+        meta = {"signature": "TC3", "token": req.header("x-tc-token")}
+        return Call(
+            action=action,
+            write=action in WRITE_ACTIONS,
+            params=params,
+            region=req.header("x-tc-region"),
+            meta=meta,
+        )
+
+    def _route_v1(self, req: Request) -> Call:
+        """Signature v1 (HmacSHA1/HmacSHA256): everything is a form parameter."""
+        if req.method == "POST":
+            content_type = req.header("content-type").split(";")[0].strip().lower()
+            if content_type != FORM:
+                raise _err(
+                    "InvalidParameter", "Without TC3 the body must be form-encoded parameters."
+                )
+            pairs = _body_pairs(req)
+        else:
+            pairs = req.query
+        common = {k: v for k, v in pairs if k in V1_COMMON}
+        action = common.get("Action", "")
+        if not action:
+            raise _err("MissingParameter", "The request is missing a required parameter `Action`.")
+        self._check_action(action, common.get("Version", ""))
+        return Call(
+            action=action,
+            write=action in WRITE_ACTIONS,
+            params=form_params([(k, v) for k, v in pairs if k not in V1_COMMON]),
+            region=common.get("Region", ""),
+            meta={"signature": "v1", "token": common.get("Token", "")},
+        )
+
+    def _check_action(self, action: str, version: str) -> None:
         if version != VERSION:
             raise _err("NoSuchVersion", f"The API version `{version}` does not exist.")
         if action not in ACTION_FIELDS:
             raise _err("InvalidAction", f"The action `{action}` does not exist.")
-        region = req.header("x-tc-region")
-        try:
-            params = req.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _err("InvalidParameter", "The request body is not valid JSON.") from None
-        if not isinstance(params, dict):
-            raise _err("InvalidParameter", "The request body must be a JSON object.")
-        return Call(action=action, write=action in WRITE_ACTIONS, params=params, region=region)
 
     def authenticate(self, req: Request, call: Call) -> Account:
         try:
-            secret_id = tc3.verify(
-                method=req.method,
-                query_string=req.query_string,
-                headers=req.headers,
-                body=req.body,
-                service=SERVICE,
-                now=self.auth_now(),
-                secret_for=self.secret_for,
-            )
+            if call.meta["signature"] == "TC3":
+                secret_id = tc3.verify(
+                    method=req.method,
+                    query_string=req.query_string,
+                    headers=req.headers,
+                    body=req.body,
+                    service=SERVICE,
+                    now=self.auth_now(),
+                    secret_for=self.secret_for,
+                )
+            else:
+                secret_id = tc_v1.verify(
+                    method=req.method,
+                    host=req.header("host"),
+                    path=req.path,
+                    params=_body_pairs(req) if req.method == "POST" else req.query,
+                    now=self.auth_now(),
+                    secret_for=self.secret_for,
+                )
         except AuthError as err:
             raise _err(_AUTH_CODES[err.reason], err.message) from None
-        account = self.keys[secret_id]
+        account = self._check_token(secret_id, call.meta["token"])
         if not call.region:
             raise _err("MissingParameter", "The request is missing a required parameter `Region`.")
         if call.region not in REGIONS:
             raise _err("UnsupportedRegion", f"The region `{call.region}` is not supported.")
         return account
+
+    def secret_for(self, access_key: str) -> str | None:
+        temporary = self.temporary.get(access_key)
+        return temporary.secret_key if temporary is not None else super().secret_for(access_key)
+
+    def _check_token(self, secret_id: str, token: str) -> Account:
+        """A temporary SecretId needs its own unexpired token; a permanent one takes none
+        (the latter is [UNVERIFIED]: the docs only say the token goes with temporary keys)."""
+        temporary = self.temporary.get(secret_id)
+        if temporary is None:
+            if token:
+                raise _err("AuthFailure.TokenFailure", "A token was sent with a permanent key.")
+            return self.keys[secret_id]
+        if not token or not hmac.compare_digest(token, temporary.token):
+            raise _err("AuthFailure.TokenFailure", "The token does not match the SecretId.")
+        if self.auth_now() >= temporary.expires_at:
+            raise _err("AuthFailure.TokenFailure", "The temporary credentials have expired.")
+        return self.accounts[temporary.account]
+
+    def issue_temporary_credentials(self, account: Account, ttl: float) -> dict[str, Any]:
+        key = TemporaryKey(
+            account=account.name,
+            secret_id=f"AKIDtmp{self.new_hex(29)}",
+            secret_key=self.new_hex(32),
+            token=self.new_hex(64),
+            expires_at=self.auth_now() + ttl,
+        )
+        self.temporary[key.secret_id] = key
+        return {
+            "secret_id": key.secret_id,
+            "secret_key": key.secret_key,
+            "token": key.token,
+            "expires_at": key.expires_at,
+        }
 
     def error_response(self, err: ApiError, request_id: str) -> Response:
         # Errors travel in an HTTP 200 envelope; the SDK only looks inside it then.
@@ -360,19 +526,21 @@ class TencentSim(CloudSim):
             raise _err("UnsupportedOperation", "服务已停止。")
         self.stop_now(service)
 
-    def stop_now(self, service: Service) -> None:
-        """Stopping -> Stopped; the desired count is kept in OldReplicas for RESUME."""
+    def stop_now(self, service: Service, at: float | None = None) -> None:
+        """Stopping -> Stopped from `at` (default now); the desired count is kept in
+        OldReplicas for RESUME."""
+        start = self.now() if at is None else at
         if service.replicas > 0:
             service.old_replicas = service.replicas
         service.replicas = 0
         service.status = "Stopping"
-        service.updated_at = service.transition_at = self.now()
+        service.updated_at = service.transition_at = start
 
         def stopped(s: Service) -> None:
             s.status = "Stopped"
             s.ready = 0
 
-        self.transition(service, [(self.settings.stop_seconds, stopped)])
+        self.transition(service, [(self.settings.stop_seconds, stopped)], start=start)
 
     def _resume(self, service: Service) -> None:
         self._deny_if_billing_stopped(service)
@@ -474,11 +642,11 @@ class TencentSim(CloudSim):
         service.extra["_scheduled"] = True
         self.arm_schedule(service)
 
-    def fire_scheduled_stop(self, service: Service) -> None:
+    def fire_scheduled_stop(self, service: Service, due: float) -> None:
         service.stop_enabled = False
         if service.status in ("Stopped", "Stopping"):
             return
-        self.stop_now(service)
+        self.stop_now(service, at=due)
 
     def platform_stop(self, service: Service, reason: str) -> None:
         statuses = {"arrears": "ARREARS_STOP", "whitelist": "WHITELIST_STOP"}
@@ -764,6 +932,13 @@ _AUTH_CODES = {
     AuthReason.BAD_SIGNATURE: "AuthFailure.SignatureFailure",
     AuthReason.EXPIRED: "AuthFailure.SignatureExpire",
 }
+
+
+def _body_pairs(req: Request) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(req.body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise _err("InvalidParameter", "The form body is not UTF-8.") from None
 
 
 def _matches(group: list[Service], flt: dict[str, Any], uin: str) -> bool:

@@ -220,7 +220,10 @@ def test_stop_deactivates() -> None:
     result, after = _apply(rig, Stop(service_id="svco-00000"))
     assert result.call == "DeactivateService"
     assert rig.writes("DeactivateService") == [{"serviceId": "svco-00000"}]
-    assert after.phase is Phase.STOPPED
+    # The answer only says the operation was accepted; the service goes offline afterwards.
+    assert after.phase is Phase.TRANSITIONING
+    rig.sim.clock.advance(rig.sim.settings.stop_seconds)
+    assert rig.run(lambda p: p.observe(rig.account, "svco-00000")).phase is Phase.STOPPED
 
 
 @pytest.mark.parametrize(

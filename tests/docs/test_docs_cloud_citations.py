@@ -28,6 +28,7 @@ PAGE_SECTIONS = (
     "rate-limits",
     "asynchronous-behaviour",
     "seeds-and-sdks-disagree",
+    "simulator-and-known-differences",
 )
 """The sections every cloud page has, so that a citation's anchor means the same on each."""
 

@@ -148,8 +148,14 @@ class HuaweiV1:
     """huaweicloudsdkmodelarts' ModelArtsClient.call_api for the v1 paths (no typed methods)."""
 
     def __init__(
-        self, server: RunningSim, ak: str = HW_AK, sk: str = HW_SK, project: str = HW_PROJECT
+        self,
+        server: RunningSim,
+        ak: str = HW_AK,
+        sk: str = HW_SK,
+        project: str = HW_PROJECT,
+        **http_config: Any,
     ) -> None:
+        """`http_config` sets HttpConfig attributes (signing_algorithm, retry_times, ...)."""
         from huaweicloudsdkcore.auth.credentials import BasicCredentials
         from huaweicloudsdkcore.http.http_config import HttpConfig
         from huaweicloudsdkcore.sdk_response import SdkResponse
@@ -162,6 +168,8 @@ class HuaweiV1:
         self._raw = Raw
         config = HttpConfig.get_default_config()
         config.timeout = (5, 5)
+        for name, value in http_config.items():
+            setattr(config, name, value)
         self.client = (
             ModelArtsClient.new_builder()
             .with_http_config(config)
@@ -177,6 +185,7 @@ class HuaweiV1:
         *,
         body: Any = None,
         query: list[tuple[str, Any]] | None = None,
+        content_type: str = "application/json",
         **path_params: str,
     ) -> tuple[int, Any]:
         import json
@@ -186,7 +195,7 @@ class HuaweiV1:
             method=method,
             path_params=path_params,
             query_params=query or [],
-            header_params={"Content-Type": "application/json"},
+            header_params={"Content-Type": content_type},
             body=body,
             response_type=self._raw,
         )

@@ -196,17 +196,42 @@ def test_scale_beyond_compute_units_fails(baidu: SimControl, qianfan_console: An
     )
 
 
-def test_deactivate_stops_and_blocks_scaling(baidu: SimControl, qianfan_console: Any) -> None:
+def _run_status(qianfan_console: Any, sid: str) -> str:
+    detail = qianfan_console("/v2/service", "DescribeService", {"serviceId": sid}).body["result"]
+    return str(detail["runStatus"])
+
+
+def test_deactivate_is_accepted_then_takes_effect(baidu: SimControl, qianfan_console: Any) -> None:
+    """ "operation 操作成功,具体状态查询服务状态": the answer only says the operation was
+    accepted; the service goes offline afterwards (docs/clouds/baidu-qianfan.md#writing-changes)."""
     sid = baidu.add_service(account="b1", units={BD_UNIT: 1})
     answer = qianfan_console("/v2/service", "DeactivateService", {"serviceId": sid}).body["result"]
     assert answer["operation"] is True
-    assert baidu.service(sid)["service"]["runStatus"] == "Stopped"
+    assert _run_status(qianfan_console, sid) == "Deploying"
     body = {"serviceId": sid, "instanceId": BD_UNIT, "deploymentReplicasCount": 2}
     assert _error(lambda: qianfan_console("/v2/service", "ScaleService", body)) == (
         409,
         "ServiceStatusConflict",
     )
+    baidu.advance(9)
+    assert _run_status(qianfan_console, sid) == "Deploying"
+    baidu.advance(1)
+    assert _run_status(qianfan_console, sid) == "Stopped"
+    assert _error(lambda: qianfan_console("/v2/service", "ScaleService", body)) == (
+        409,
+        "ServiceStatusConflict",
+    )
     assert len(baidu.writes("DeactivateService")) == 1
+
+
+def test_deactivating_status_is_a_setting(baidu: SimControl, qianfan_console: Any) -> None:
+    """No in-between status is documented; `Serving` until offline is the other reading."""
+    baidu.update_settings(baidu_deactivating_status="Serving")
+    sid = baidu.add_service(account="b1", units={BD_UNIT: 1})
+    qianfan_console("/v2/service", "DeactivateService", {"serviceId": sid})
+    assert _run_status(qianfan_console, sid) == "Serving"
+    baidu.advance(10)
+    assert _run_status(qianfan_console, sid) == "Stopped"
 
 
 # ----- services on several compute-unit instances ----------------------------------------------

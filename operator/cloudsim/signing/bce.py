@@ -87,13 +87,14 @@ def verify(
         window = int(expiration)
     except ValueError:
         raise AuthError(AuthReason.MALFORMED, "The Authorization header is malformed.") from None
+    # The unknown key is reported before the time window (docs/clouds/baidu-qianfan.md#signing).
+    secret = secret_for(access_key)
+    if secret is None:
+        raise AuthError(AuthReason.UNKNOWN_KEY, "NotFound, cause: Could not find credential.")
     if now > issued + window or issued - now > FUTURE_TOLERANCE_SECONDS:
         raise AuthError(
             AuthReason.EXPIRED, f"Request has expired. Timestamp date is {stamp}, window {window}s."
         )
-    secret = secret_for(access_key)
-    if secret is None:
-        raise AuthError(AuthReason.UNKNOWN_KEY, "NotFound, cause: Could not find credential.")
     signed = {h.strip().lower() for h in signed_raw.split(";") if h.strip()}
     prefix = f"{PREFIX}/{access_key}/{stamp}/{expiration}"
     expected = signature(
