@@ -91,6 +91,8 @@ class Reason(StrEnum):
 
 
 PAUSED_ANNOTATION = "cloudinfer.dev/paused"
+# An RFC 3339 time: the service is kept started until then, whatever its stop windows say.
+WAKE_UNTIL_ANNOTATION = "cloudinfer.dev/wake-until"
 # Held while the operator stops its per-resource task (Kopf daemons), and with
 # policy.onDelete=Stop until the cloud accepted the stop (within bounds: main/deletion.py).
 FINALIZER = "cloudinfer.dev/finalizer"
