@@ -9,6 +9,7 @@ base Python 3.11 rather than the image's pinned patch release.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from harness import GROUP, VERSION, Kube, new_sim_account
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -55,6 +58,10 @@ class Installed:
     @property
     def entry_point(self) -> Path:
         return self.venv / "bin" / "cloudinfer-operator"
+
+    @property
+    def kubectl_plugin(self) -> Path:
+        return self.venv / "bin" / "kubectl-cloudinfer"
 
 
 def run(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -140,6 +147,40 @@ def test_wheel_holds_the_operator_and_installs_pinned_versions(installed: Instal
     assert Path(where.stdout.strip()).is_relative_to(installed.venv)
 
 
+def test_wheel_installs_the_kubectl_plugin_and_krew_launches_it(
+    installed: Installed, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
+        scripts = wheel.read(entry_points).decode()
+    assert "kubectl-cloudinfer = cloudinfer.kubectl.cli:main" in scripts
+    out = run(installed.kubectl_plugin, "--help", cwd=installed.venv).stdout
+    assert out.startswith("usage: kubectl cloudinfer")
+    for command in ("status", "get", "plan", "wake", "pause", "resume", "why"):
+        assert command in out
+
+    # The krew archive's launcher runs the installed package; its manifest names the archive.
+    run(sys.executable, REPO / "hack" / "krew_manifest.py", "v0.1.0",
+        "https://example.invalid/releases/v0.1.0", tmp_path, cwd=REPO)  # fmt: skip
+    manifest = yaml.safe_load((tmp_path / "cloudinfer.yaml").read_text())
+    (platform,) = manifest["spec"]["platforms"]
+    archive = tmp_path / "kubectl-cloudinfer.tar.gz"
+    assert platform["uri"] == "https://example.invalid/releases/v0.1.0/kubectl-cloudinfer.tar.gz"
+    assert platform["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert (manifest["metadata"]["name"], platform["bin"]) == ("cloudinfer", "kubectl-cloudinfer")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    launcher = tmp_path / "x" / "kubectl-cloudinfer"
+    env = {**os.environ, "CLOUDINFER_PYTHON": str(installed.venv / "bin" / "python")}
+    launched = subprocess.run([launcher, "--help"], capture_output=True, text=True, env=env,
+                              timeout=60, check=False)  # fmt: skip
+    assert launched.returncode == 0 and launched.stdout == out, launched.stderr
+    empty = subprocess.run([launcher, "status"], capture_output=True, text=True, timeout=60,
+                           env={"PATH": "/nonexistent"}, check=False)  # fmt: skip
+    assert empty.returncode == 1
+    assert empty.stderr.startswith("error: the cloudinfer-operator Python package is not installed")
+
+
 def test_help_documents_every_flag_and_the_chart_uses_only_those(
     installed: Installed, helm: Helm
 ) -> None:
@@ -200,6 +241,15 @@ def test_installed_entry_point_reconciles_against_the_control_plane(
         kube.create_service(ns, "chat", {"serviceId": service_id, "replicas": 2})
         kube.wait_condition(ns, "chat", reason="Converged", timeout=45)
         assert kube.get(ns, "chat")["status"]["observed"]["replicas"] == 2
+        # The installed console script, found by kubectl's plugin discovery on PATH.
+        plugin = subprocess.run(
+            [str(cluster.bin_dir / "kubectl"), "cloudinfer", "get", "chat", "-n", ns,
+             f"--metrics-url=http://127.0.0.1:{metrics}/metrics"],
+            env={**env, "PATH": f"{installed.venv / 'bin'}{os.pathsep}{os.environ['PATH']}"},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert plugin.returncode == 0, plugin.stderr
+        assert re.search(r"^Ready\s+True\s+Converged", plugin.stdout, re.M), plugin.stdout
         scrape = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=5).text
         assert "cloudinfer_" in scrape
 
