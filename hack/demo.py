@@ -61,6 +61,7 @@ class Demo:
         self.sims: dict[str, RunningSim] = {}
         self.operator: subprocess.Popen[bytes] | None = None
         self.operator_log = work / "operator.log"
+        self.metrics_port = free_port()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -154,7 +155,8 @@ class Demo:
         with self.operator_log.open("wb") as log:
             self.operator = subprocess.Popen(
                 [sys.executable, "-m", "cloudinfer", "--standalone", "--log-format", "text",
-                 "--health-port", str(health), "--metrics-port", "0", "--namespace", NAMESPACE],
+                 "--health-port", str(health), "--metrics-port", str(self.metrics_port),
+                 "--namespace", NAMESPACE],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
         for _ in range(100):
@@ -251,6 +253,28 @@ class Demo:
         self.watch(lambda: self.ready("nightly")[1] == "ScheduledStop", 100, "the window to open")
         self.watch(lambda: self.ready("nightly")[1] == "Converged", 100, "the window to close")
 
+    def plugin_status(self) -> None:
+        """The kubectl plugin, found by kubectl as kubectl-cloudinfer on PATH (here a launcher
+        of this Python's package, as the krew archive has). The operator runs outside the
+        cluster, so its metrics are named by URL."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        say(f"kubectl cloudinfer status -n {NAMESPACE} --metrics-url {url}")
+        bin_dir = self.work / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        launcher = bin_dir / "kubectl-cloudinfer"
+        launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cloudinfer.kubectl "$@"\n')
+        launcher.chmod(0o755)
+        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        result = subprocess.run(
+            # kubectl refuses flags before a plugin's name: they all follow it.
+            [str(self.bin_dir / "kubectl"), "cloudinfer", "status", "-n", NAMESPACE,
+             f"--kubeconfig={self.plane.kubeconfig}", "--metrics-url", url],
+            capture_output=True, text=True, timeout=60, env=env, check=False,
+        )  # fmt: skip
+        print(result.stdout.rstrip())
+        if result.returncode != 0:
+            raise SystemExit(f"kubectl cloudinfer status failed: {result.stderr.strip()}")
+
     def summary(self) -> None:
         say("Summary")
         for cloud, sim in self.sims.items():
@@ -286,6 +310,7 @@ def main() -> int:
             demo.converge()
             demo.drift()
             demo.window()
+            demo.plugin_status()
             demo.summary()
         except BaseException:
             print(
