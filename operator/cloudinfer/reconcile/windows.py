@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,7 +25,9 @@ from cronsim import CronSim, CronSimError
 
 from cloudinfer.api.inferenceservice import NEXT_TRANSITIONS, StopWindow, parse_skip_date
 
-_EDGE = datetime.timedelta(seconds=1)
+_EDGE = datetime.timedelta(microseconds=1)
+"""An edge exactly at an instant has happened by it; one a fraction of a second later has not
+(cron fires on whole seconds)."""
 MAX_CANDIDATES = 400
 """Fire times examined when looking for the next transitions. Past them (a skip range of a
 year over a minutely window, say) the search stops and the reconciler re-plans at the last
@@ -215,31 +217,33 @@ def _transition(before: Level, after: Level, at: datetime.datetime, full: int | 
     return Transition("Start" if before == 0 else "Scale", at, replicas)
 
 
-def _candidates(schedule: Schedule, now: datetime.datetime) -> list[datetime.datetime]:
-    """Every instant after `now` where the level may change, soonest first, lazily merged
-    from each window's openings and closings (at most MAX_CANDIDATES)."""
+def _candidates(schedule: Schedule, now: datetime.datetime) -> Iterator[datetime.datetime]:
+    """Every instant after `now` where the level may change, soonest first and each once,
+    merged lazily from each window's openings and closings (and the wake override's end)."""
     streams: dict[tuple[int, str], datetime.datetime | None] = {}
     for index, window in enumerate(schedule.windows):
         streams[index, "stop"] = _next_opening(window, now, schedule)
         streams[index, "start"] = _next_fire(window.start, now, schedule.zone)
-    found: list[datetime.datetime] = []
-    if schedule.awake_until is not None and schedule.awake_until > now:
-        found.append(schedule.awake_until)
-    while len(found) < MAX_CANDIDATES:
+    wake = schedule.awake_until if schedule.awake_until and schedule.awake_until > now else None
+    last: datetime.datetime | None = None
+    while True:
         pending = {key: at for key, at in streams.items() if at is not None}
-        if not pending:
-            break
-        key = min(pending, key=lambda k: pending[k])
-        at = pending[key]
-        found.append(at)
-        window = schedule.windows[key[0]]
-        if key[1] == "stop":
-            streams[key] = _next_opening(window, at, schedule)
+        if not pending and wake is None:
+            return
+        key = min(pending, key=lambda k: pending[k]) if pending else None
+        if wake is not None and (key is None or wake <= pending[key]):
+            at, wake = wake, None
         else:
-            streams[key] = _next_fire(window.start, at, schedule.zone)
-        if len(found) >= MAX_CANDIDATES:
-            break
-    return sorted(set(found))
+            assert key is not None
+            at = pending[key]
+            window = schedule.windows[key[0]]
+            if key[1] == "stop":
+                streams[key] = _next_opening(window, at, schedule)
+            else:
+                streams[key] = _next_fire(window.start, at, schedule.zone)
+        if at != last:
+            yield at
+            last = at
 
 
 def evaluate(
@@ -265,18 +269,17 @@ def evaluate(
     level = _level(schedule, now)
     transitions: list[Transition] = []
     current = level
-    candidates = _candidates(schedule, now)
     horizon = None
-    for candidate in candidates:
+    for examined, candidate in enumerate(_candidates(schedule, now), start=1):
         after = _level(schedule, candidate)
         if _effective(after, full_replicas) != _effective(current, full_replicas):
             transitions.append(_transition(current, after, candidate, full_replicas))
             if len(transitions) == count:
                 break
         current = after
-    else:
-        if len(candidates) >= MAX_CANDIDATES:
-            horizon = candidates[-1]
+        if examined >= MAX_CANDIDATES:
+            horizon = candidate
+            break
     return WindowState(
         inside=level == 0,
         next_transition=transitions[0] if transitions else None,
