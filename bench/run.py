@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cibench import report
 from cibench.env import world
-from cibench.scenarios import CONFIGS, Config, SizeBench
+from cibench.scenarios import CONFIGS, SCENARIOS, Config, SizeBench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,25 +38,36 @@ def run_size(bench: SizeBench) -> dict[str, Any]:
     bench.setup()
     _say(f"N={n}: {n} services seeded and {n} InferenceServices created "
          f"in {bench.result['setup_seconds']} s")  # fmt: skip
+    scenarios = bench.config.scenarios
     try:
         c = bench.converge()
         _say(f"N={n}: all Ready in {c['seconds_to_all_ready']} s (floor {c['floor_seconds']} s, "
              f"ratio {c['ratio_to_floor']}), writes {c['writes_made_total']}/"
              f"{c['writes_needed_total']}, throttled {c['throttled_total']}")  # fmt: skip
-        s = bench.steady()
-        _say(f"N={n}: steady {s['reads_per_poll']} reads/poll over {s['polls']} polls "
-             f"(baseline {s['baseline_reads_per_poll']}), kube writes/min "
-             f"{s['kube_writes_per_minute']}")  # fmt: skip
-        e = bench.edits()
-        _say(f"N={n}: {e['count']} edits, p50 {e['p50']} s, p99 {e['p99']} s "
-             f"(timeouts {e['timeouts']})")  # fmt: skip
-        d = bench.drift()
-        detect, correct = d["detect"], d["correct"]
-        _say(f"N={n}: drift detect p50/p99 {detect['p50']}/{detect['p99']} s, correct "
-             f"{correct['p50']}/{correct['p99']} s (missed {d['missed']})")  # fmt: skip
-        f = bench.footprint()
-        _say(f"N={n}: RSS {f['rss_mb']} MB (peak {f['peak_rss_mb']} MB), "
-             f"CPU {f['cpu_seconds_total']} s")  # fmt: skip
+        if "steady" in scenarios:
+            s = bench.steady()
+            _say(f"N={n}: steady {s['reads_per_poll']} reads/poll over {s['polls']} polls "
+                 f"(baseline {s['baseline_reads_per_poll']}), kube writes/min "
+                 f"{s['kube_writes_per_minute']}")  # fmt: skip
+        if "edits" in scenarios:
+            e = bench.edits()
+            _say(f"N={n}: {e['count']} edits, p50 {e['p50']} s, p99 {e['p99']} s "
+                 f"(timeouts {e['timeouts']})")  # fmt: skip
+        if "drift" in scenarios:
+            d = bench.drift()
+            detect, correct = d["detect"], d["correct"]
+            _say(f"N={n}: drift detect p50/p99 {detect['p50']}/{detect['p99']} s, correct "
+                 f"{correct['p50']}/{correct['p99']} s (missed {d['missed']})")  # fmt: skip
+        if "footprint" in scenarios:
+            f = bench.footprint()
+            _say(f"N={n}: RSS {f['rss_mb']} MB (peak {f['peak_rss_mb']} MB), "
+                 f"CPU {f['cpu_seconds_total']} s")  # fmt: skip
+        if "boundary" in scenarios:
+            b = bench.boundary()
+            _say(f"N={n}: one window boundary: last STOP {b['last_stop_seconds']} s after "
+                 f"it (floor {b['floor_seconds']} s), all ScheduledStop "
+                 f"{b['all_scheduled_stop_seconds']} s, "
+                 f"throttled {b['throttled_total']}")  # fmt: skip
     finally:
         bench.stop()
     return bench.result
@@ -66,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="quick")
     parser.add_argument("--sizes", help="comma-separated N values (overrides the config's)")
+    parser.add_argument(
+        "--scenarios",
+        help=f"comma-separated scenarios to run after convergence, in order, from "
+        f"{', '.join(SCENARIOS[1:])} (overrides the config's; converge always runs)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--profile", action="store_true",
@@ -93,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.sizes:
         sizes = tuple(int(s) for s in args.sizes.split(","))
         config = Config(**{**config.__dict__, "sizes": sizes})
+    if args.scenarios:
+        chosen = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
+        unknown = set(chosen) - set(SCENARIOS)
+        if unknown:
+            parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+        config = Config(**{**config.__dict__, "scenarios": ("converge", *chosen)})
     started = time.monotonic()
     load_before = os.getloadavg()
     run: dict[str, Any] = {

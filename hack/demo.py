@@ -2,7 +2,7 @@
 
 Starts a real control plane, the TI-ONE, ModelArts and Qianfan simulators and the operator
 (as a process, as users run it), applies examples/ (pointed at the simulators), and shows:
-a live table converging, a console edit detected and corrected, and a recurring stop window
+a live table converging, a console edit detected and corrected, and a tiered stop window
 stopping and restarting a service. Then it prints a summary and cleans up.
 """
 
@@ -43,7 +43,7 @@ BAIDU_UNIT = "cu-7d2k4m9x"
 # its spec, so the operator has work to do.
 SEEDED = {
     "tencent": [("ms-kxqfprc5-1", 1), ("ms-officehr-1", 1), ("ms-legacy01-1", 2),
-                ("ms-window01-1", 1)],
+                ("ms-window01-1", 3), ("ms-tiered01-1", 4)],
     "huawei": [("7ca3e1f0-5b1c-4d3e-9f00-1a2b3c4d5e6f", 1)],
     "baidu": [("svco-8kf3m2x1ab", 1)],
 }  # fmt: skip
@@ -199,13 +199,16 @@ class Demo:
 
     def converge(self) -> None:
         say("Watching the services converge (kubectl get cis -n demo)")
-        expected = {"chat-tione", "vision-modelarts", "ernie-qianfan", "office-hours"}
+        expected = {
+            "chat-tione", "vision-modelarts", "ernie-qianfan", "office-hours", "evening-tier",
+        }  # fmt: skip
+        done = ("Converged", "ScheduledStop", "ScaledBySchedule")
 
         def settled() -> bool:
             states = {i["metadata"]["name"]: i for i in self.services()}
-            ok = all(self.ready(n)[1] in ("Converged", "ScheduledStop") for n in expected)
+            ok = all(self.ready(n)[1] in done for n in expected)
             observe_only = self.ready("adopt-legacy")[1] == "ObserveOnly"
-            return ok and observe_only and len(states) == 5
+            return ok and observe_only and len(states) == len(expected) + 1
 
         self.watch(settled, 90, "convergence")
         legacy = next(i for i in self.services() if i["metadata"]["name"] == "adopt-legacy")
@@ -232,26 +235,42 @@ class Demo:
         )
 
     def window(self) -> None:
+        """A tiered window: one that opened five minutes ago runs the service at 1 replica
+        (of 3) until the next minute boundary, where a stop window takes over for a minute
+        (the lowest count wins); then it starts again at 3."""
         now = datetime.datetime.now(datetime.UTC)
         edge = now.replace(second=0, microsecond=0) + datetime.timedelta(minutes=1)
-        if (edge - now).total_seconds() < 10:
+        if (edge - now).total_seconds() < 15:
             edge += datetime.timedelta(minutes=1)
-        end = edge + datetime.timedelta(minutes=1)
-        stop, start = f"{edge.minute} {edge.hour} * * *", f"{end.minute} {end.hour} * * *"
+        opened, end = now - datetime.timedelta(minutes=5), edge + datetime.timedelta(minutes=1)
+
+        def cron(at: datetime.datetime) -> str:
+            return f"{at.minute} {at.hour} * * *"
+
+        windows = [
+            {"stop": cron(opened), "start": cron(edge), "replicas": 1},
+            {"stop": cron(edge), "start": cron(end)},
+        ]
         say(
-            f"A recurring stop window: stop '{stop}', start '{start}' (UTC). The operator "
+            f"Tiered windows on nightly (replicas: 3), UTC: 1 replica from '{cron(opened)}' to "
+            f"'{cron(edge)}', stopped from '{cron(edge)}' to '{cron(end)}'. The operator "
             "evaluates windows on its own clock, so this waits for the next minute boundary."
         )
         manifest = {
             "apiVersion": "cloudinfer.dev/v1alpha1", "kind": "InferenceService",
             "metadata": {"name": "nightly"},
             "spec": {"accountRef": {"name": "tencent"}, "serviceId": "ms-window01-1",
-                     "stopSchedule": {"timeZone": "UTC",
-                                      "windows": [{"stop": stop, "start": start}]}},
+                     "replicas": 3,
+                     "stopSchedule": {"timeZone": "UTC", "windows": windows}},
         }  # fmt: skip
         self.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(manifest))
-        self.watch(lambda: self.ready("nightly")[1] == "ScheduledStop", 100, "the window to open")
-        self.watch(lambda: self.ready("nightly")[1] == "Converged", 100, "the window to close")
+        self.watch(lambda: self.ready("nightly")[1] == "ScaledBySchedule", 60, "the tier")
+        status = next(i for i in self.services() if i["metadata"]["name"] == "nightly")["status"]
+        print("\nnightly: status.nextTransitions")
+        for step in status.get("nextTransitions", []):
+            print(f"  {step['at']}  {step['action']:5}  -> {step.get('replicas')} replicas")
+        self.watch(lambda: self.ready("nightly")[1] == "ScheduledStop", 100, "the stop window")
+        self.watch(lambda: self.ready("nightly")[1] == "Converged", 100, "the windows to close")
 
     def plugin_status(self) -> None:
         """The kubectl plugin, found by kubectl as kubectl-cloudinfer on PATH (here a launcher

@@ -86,6 +86,14 @@ ROWS: list[tuple[str, str, str, tuple[str, ...]]] = [
      ("convergence.operator_cpu_seconds", "footprint.cpu_seconds_total")),
     ("  operator CPU s per minute, steady state", "", "steady",
      ("operator_cpu_seconds_per_minute",)),
+    ("**one window boundary: last STOP s after it**", "≤ floor + 5", "boundary",
+     ("last_stop_seconds",)),
+    ("  floor s (N STOPs at 20/s) / first STOP s after the boundary", "", "boundary",
+     ("floor_seconds", "first_stop_seconds")),
+    ("  STOPs made / before the boundary / max in any 1 s", "N / 0 / 20", "boundary",
+     ("stops", "stops_before_boundary", "max_calls_in_any_1s")),
+    ("  every status ScheduledStop (s after the boundary)", "", "boundary",
+     ("all_scheduled_stop_seconds",)),
 ]  # fmt: skip
 
 
@@ -131,13 +139,22 @@ def verdicts(sizes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         ok = rss is not None and rss <= 150
         note = "" if rss is None or ok else f"over by {rss - 150:.0f} MB"
         add("RSS at N=1000 (peak)", "≤ 150 MB", rss, ok, note)
+    flips = {r["n"]: _get(r, "boundary", "last_stop_seconds") for r in results if "boundary" in r}
+    if flips:
+        ok = all(_get(r, "boundary", "within_target") for r in results if "boundary" in r)
+        add("one window boundary: last STOP after it", "≤ N/20 + 5 s", flips, ok)
     throttles = {r["n"]: throttled_total(r) for r in results}
     ok = all(v == 0 for v in throttles.values())
     add("throttling errors", "0 in all scenarios", throttles, ok)
-    reads = {r["n"]: _get(r, "steady", "reads_per_poll") for r in results}
+    steady = [r for r in results if "steady" in r]
+    if not steady:
+        add("steady cloud reads per poll", "≤ ceil(N/100)", None, None, "steady not run")
+        add("steady Kubernetes writes", "0", None, None, "steady not run")
+        return out
+    reads = {r["n"]: _get(r, "steady", "reads_per_poll") for r in steady}
     ok = all(v is not None and v <= math.ceil(n / 100) for n, v in reads.items())
     add("steady cloud reads per poll", "≤ ceil(N/100)", reads, ok)
-    kube = {r["n"]: _get(r, "steady", "kube_writes_per_minute") for r in results}
+    kube = {r["n"]: _get(r, "steady", "kube_writes_per_minute") for r in steady}
     add("steady Kubernetes writes", "0", kube, all(v == 0 for v in kube.values()))
     return out
 

@@ -16,6 +16,7 @@ import statistics
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ LIST_PAGE = 100
 POLL_GAP_SECONDS = 0.8  # list calls closer than this belong to one poll (its pages)
 
 
+SCENARIOS = ("converge", "steady", "edits", "drift", "footprint", "boundary")
+
+
 @dataclass(frozen=True)
 class Config:
     name: str
@@ -54,6 +58,8 @@ class Config:
     drift_trials: int
     steady_polls: int
     converge_timeout: float
+    scenarios: tuple[str, ...] = SCENARIOS[:5]
+    """Run in this order after set-up; `converge` always runs first."""
 
 
 CONFIGS = {
@@ -61,9 +67,12 @@ CONFIGS = {
         "quick", (10, 100, 300), edits=50, drift_trials=4, steady_polls=3, converge_timeout=180
     ),
     "full": Config(
-        "full", (100, 300, 1000), edits=50, drift_trials=10, steady_polls=4, converge_timeout=600
+        "full", (100, 300, 1000), edits=50, drift_trials=10, steady_polls=4, converge_timeout=600,
+        scenarios=SCENARIOS,
     ),
-}
+}  # fmt: skip
+BOUNDARY_SLACK_SECONDS = 5.0
+"""Issue 20's target: every service flips within the cloud's floor + 5 s of the boundary."""
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -521,9 +530,85 @@ class SizeBench:
         self.result["footprint"] = result
         return result
 
+    # -- 6. one window boundary --------------------------------------------------------------
+
+    def boundary(self) -> dict[str, Any]:
+        """Every service gets the same daily window, opening at the next minute boundary far
+        enough away to patch them all and let the operator settle: the time from the
+        boundary until the cloud received every STOP, against the floor (N STOPs through
+        ModifyModelService at 20/s), and until every status says ScheduledStop."""
+        lead = 20 + self.n / 25  # N patches (~100/s) and N status writes, then quiet
+        now = datetime.datetime.now(datetime.UTC)
+        edge = now.replace(second=0, microsecond=0) + datetime.timedelta(minutes=1)
+        while (edge - now).total_seconds() < lead:
+            edge += datetime.timedelta(minutes=1)
+        close = edge + datetime.timedelta(minutes=30)
+        window = {"stop": f"{edge.minute} {edge.hour} * * *",
+                  "start": f"{close.minute} {close.hour} * * *"}  # fmt: skip
+        self.offset = self.sim.clock_offset()
+        self.sim.control.clear_journal()
+        patched_at = time.time()
+
+        def patch(name: str) -> None:
+            schedule = {"timeZone": "UTC", "windows": [window]}
+            self.cluster.patch_service(self.namespace, name, {"stopSchedule": schedule})
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(patch, self.ids))
+        patch_seconds = time.time() - patched_at
+        at = edge.timestamp()
+        floor = self.n / WRITE_LIMIT_PER_SECOND
+        sids = set(self.ids.values())
+
+        def stops() -> list[float]:
+            writes = self._writes(self.sim.control.journal(MODIFY), MODIFY)
+            return [
+                self._wall(w["time"]) for w in writes
+                if w.get("error_code") is None and w["params"].get("ServiceAction") == "STOP"
+                and w["params"].get("ServiceId") in sids
+            ]  # fmt: skip
+
+        wait_for(lambda: len(stops()) >= self.n, at - time.time() + 3 * floor + 60,
+                 f"{self.n} STOPs after the boundary", every=0.5)  # fmt: skip
+        flipped = {"at": 0.0}
+
+        def all_stopped() -> bool:
+            reasons = [_ready_reason(self.watcher.latest.get(name)) for name in self.ids]
+            flipped["at"] = time.time()
+            return all(r == "ScheduledStop" for r in reasons)
+
+        wait_for(all_stopped, 120, f"{self.n} services ScheduledStop", every=0.2)
+        journal = self._journal()
+        times = stops()
+        last = max(times) - at
+        result = {
+            "lead_seconds": round(at - patched_at, 1),
+            "patch_seconds": round(patch_seconds, 1),
+            "stops": len(times),
+            "stops_before_boundary": sum(1 for t in times if t < at),
+            "first_stop_seconds": _r(min(times) - at, 2),
+            "last_stop_seconds": _r(last, 2),
+            "floor_seconds": floor,
+            "target_seconds": floor + BOUNDARY_SLACK_SECONDS,
+            "within_target": last <= floor + BOUNDARY_SLACK_SECONDS,
+            "all_scheduled_stop_seconds": _r(flipped["at"] - at, 2),
+            "max_calls_in_any_1s": _max_in_window(times, 1.0),
+            "throttled": self._throttled(journal),
+            "throttled_total": sum(self._throttled(journal).values()),
+        }
+        self.result["boundary"] = result
+        return result
+
     def stop(self) -> None:
         self.watcher.stop()
         self.operator.stop()
+
+
+def _ready_reason(obj: dict[str, Any] | None) -> str | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return str(cond.get("reason"))
+    return None
 
 
 class Baseline(threading.Thread):

@@ -199,6 +199,50 @@ BAD_INPUT = [
         "too-many-windows",
     ),
     (
+        _with(S, "spec.stopSchedule.skipDates", ["2026-12-25", "Christmas"]),
+        'spec.stopSchedule.skipDates[1]: Invalid value: "Christmas": "Christmas" is not a date '
+        "(YYYY-MM-DD) or a range of dates (YYYY-MM-DD/YYYY-MM-DD)",
+        "skipDate-not-a-date",
+    ),
+    (
+        _with(S, "spec.stopSchedule.skipDates", ["2026-02-30"]),
+        'spec.stopSchedule.skipDates[0]: Invalid value: "2026-02-30": "2026-02-30" is not a date',
+        "skipDate-no-such-day",
+    ),
+    (
+        _with(S, "spec.stopSchedule.skipDates", ["2026-12-24/2026-13-01"]),
+        '"2026-12-24/2026-13-01" is not a date',
+        "skipDate-range-no-such-month",
+    ),
+    (
+        _with(S, "spec.stopSchedule.skipDates", ["2026-12-31/2026-12-24"]),
+        'spec.stopSchedule.skipDates[0]: Invalid value: "2026-12-31/2026-12-24": the range '
+        '"2026-12-31/2026-12-24" ends before it starts',
+        "skipDate-range-inverted",
+    ),
+    (
+        _with(S, "spec.stopSchedule.skipDates", ["2026-01-01"] * 367),
+        "spec.stopSchedule.skipDates: Too many: 367: must have at most 366 items",
+        "too-many-skipDates",
+    ),
+    (
+        _with(S, "spec.stopSchedule.windows.0.replicas", 3),
+        "spec.stopSchedule.windows: Invalid value: stopSchedule.windows[].replicas "
+        "must not exceed spec.replicas: a window runs fewer replicas, not more",
+        "tier-above-replicas",
+    ),
+    (
+        _with(_with(S, "spec.stopSchedule.windows.0.replicas", 1), "spec.replicas", ...),
+        "spec.stopSchedule.windows: Invalid value: stopSchedule.windows[].replicas "
+        "needs spec.replicas",
+        "tier-without-replicas",
+    ),
+    (
+        _with(S, "spec.stopSchedule.windows.0.replicas", -1),
+        "spec.stopSchedule.windows[0].replicas in body should be greater than or equal to 0",
+        "tier-negative",
+    ),
+    (
         _with(S, "spec.policy", {"mode": "Yolo"}),
         'spec.policy.mode: Unsupported value: "Yolo"',
         "policy-mode-unknown",
@@ -286,6 +330,22 @@ def test_bad_input_is_refused_with_a_clear_message(
     error = _apply(cluster, namespace, manifest)
     assert error, "the apiserver accepted an invalid manifest"
     assert message in error, error
+
+
+def test_tiers_and_skip_dates_within_bounds_are_accepted(cluster: Cluster, namespace: str) -> None:
+    tiered = _with(S, "spec.stopSchedule.windows", [
+        {"stop": "0 20 * * *", "start": "0 8 * * *", "replicas": 2},
+        {"stop": "0 22 * * *", "start": "0 6 * * *", "replicas": 1},
+        {"stop": "0 18 * * 5", "start": "0 8 * * 1", "replicas": 0},
+    ])  # fmt: skip
+    dated = _with(tiered, "spec.stopSchedule.skipDates", [
+        "2028-02-29", "2026-12-24/2026-12-26", "2026-12-31/2026-12-31",
+    ])  # fmt: skip
+    assert _apply(cluster, namespace, dated) == ""
+    assert (
+        _apply(cluster, namespace, _with(S, "spec.stopSchedule.skipDates", ["2026-01-01"] * 366))
+        == ""
+    )
 
 
 def test_bad_input_table_is_large_enough() -> None:

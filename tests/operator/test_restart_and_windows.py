@@ -86,7 +86,7 @@ def test_a_recurring_window_stops_and_restarts_at_the_right_instants(
     )  # fmt: skip
     kube.wait_condition(namespace, "chat", reason="Converged")
     upcoming = kube.get(namespace, "chat")["status"]["nextTransition"]
-    assert upcoming == {"action": "Stop", "at": edge.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    assert upcoming == {"action": "Stop", "at": edge.strftime("%Y-%m-%dT%H:%M:%SZ"), "replicas": 0}
 
     kube.wait_condition(namespace, "chat", status="False", reason="ScheduledStop", timeout=100)
     stop = [

@@ -50,7 +50,16 @@ EXPECTED_FOR_READY_FALSE = {
     Reason.STOPPED_OUTSIDE_OPERATOR: "Suspended",
 }
 # Reasons of healthy outcomes: they come with Ready=True (or on Synced / Drifted=False).
-HEALTHY_REASONS = {Reason.CONVERGED, Reason.CREDENTIALS_VERIFIED, Reason.RECONCILED, Reason.IN_SYNC}
+HEALTHY_REASONS = {
+    Reason.CONVERGED,
+    Reason.CREDENTIALS_VERIFIED,
+    Reason.RECONCILED,
+    Reason.IN_SYNC,
+    Reason.SCALED_BY_SCHEDULE,
+    Reason.WAKE_OVERRIDE,
+}
+# Ready=True reasons where the schedule sets what runs: Healthy, with the reason shown.
+HEALTHY_BY_SCHEDULE = {Reason.SCALED_BY_SCHEDULE, Reason.WAKE_OVERRIDE}
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
 
@@ -161,6 +170,13 @@ def test_missing_fields_never_raise(kind: str, mutate: Any) -> None:
     assert result["status"] in {"Progressing", "Healthy"}
     assert isinstance(result["message"], str)
     assert result["message"]
+
+
+@pytest.mark.parametrize("reason", sorted(HEALTHY_REASONS))
+def test_ready_true_is_healthy_and_names_a_schedule_reason(reason: Reason) -> None:
+    result = run_health("InferenceService", _ready_false("InferenceService", reason, "True"))
+    shown = f"{reason}: details" if reason in HEALTHY_BY_SCHEDULE else "details"
+    assert result == {"status": "Healthy", "message": shown}
 
 
 def test_spec_suspend_wins_over_degraded_ready() -> None:

@@ -96,12 +96,22 @@ class Case:
     paused: bool = False
     now: datetime.datetime = NOW
     check: dict[str, Any] = field(default_factory=dict)
+    wake: str | None = None
+    """The cloudinfer.dev/wake-until annotation."""
 
 
 IN_ONE_HOUR = NOW + datetime.timedelta(hours=1)
 AN_HOUR_AGO = NOW - datetime.timedelta(hours=1)
 NIGHTS = {"windows": [{"stop": "0 20 * * *", "start": "0 8 * * *"}], "timeZone": "UTC"}
 DAYTIME = {"windows": [{"stop": "0 8 * * *", "start": "0 20 * * *"}], "timeZone": "UTC"}
+DAYTIME_TIER = {
+    "windows": [{"stop": "0 8 * * *", "start": "0 20 * * *", "replicas": 1}],
+    "timeZone": "UTC",
+}
+NIGHTS_TIER = {
+    "windows": [{"stop": "0 20 * * *", "start": "0 8 * * *", "replicas": 1}],
+    "timeZone": "UTC",
+}
 
 CASES = {
     "converged-when-everything-matches": Case(
@@ -370,6 +380,106 @@ CASES = {
         ["resume"],
         Reason.CONVERGING,
     ),
+    # --- tiers, skip dates and the wake override (docs/schedules.md) ---------------------
+    "an-open-tier-window-scales-down-to-its-replicas": Case(
+        spec(replicas=3, stopSchedule=DAYTIME_TIER),
+        observed(replicas=3),
+        ["scale"],
+        Reason.CONVERGING,
+        check={"replicas": 1, "next": ("Scale", NOW.replace(hour=20))},
+    ),
+    "held-at-a-tier-is-ready-and-says-so": Case(
+        spec(replicas=3, stopSchedule=DAYTIME_TIER),
+        observed(replicas=1),
+        [],
+        Reason.SCALED_BY_SCHEDULE,
+        ready=True,
+        check={"wake_at": NOW.replace(hour=20), "message": "holds the service at 1 replicas"},
+    ),
+    "a-closed-tier-window-scales-back-to-spec-replicas": Case(
+        spec(replicas=3, stopSchedule=NIGHTS_TIER),
+        observed(replicas=1),
+        ["scale"],
+        Reason.CONVERGING,
+        check={"replicas": 3, "next": ("Scale", NOW.replace(hour=20))},
+    ),
+    "a-tier-opening-on-a-stopped-service-the-windows-own-resumes-it": Case(
+        spec(replicas=3, stopSchedule=DAYTIME_TIER),
+        observed(phase=Phase.STOPPED, replicas=0),
+        ["resume"],
+        Reason.CONVERGING,
+    ),
+    "a-skip-date-keeps-it-running-through-the-window": Case(
+        spec(replicas=2, stopSchedule={**DAYTIME, "skipDates": ["2026-11-20/2026-11-23"]}),
+        observed(replicas=2),
+        [],
+        Reason.CONVERGED,
+        ready=True,
+        check={"next": ("Stop", NOW.replace(day=24, hour=8))},
+    ),
+    "an-active-wake-override-keeps-it-running-in-a-window": Case(
+        spec(replicas=2, stopSchedule=DAYTIME),
+        observed(replicas=2),
+        [],
+        Reason.WAKE_OVERRIDE,
+        ready=True,
+        wake="2026-11-23T13:00:00Z",
+        check={
+            "wake_at": NOW.replace(hour=13),
+            "next": ("Stop", NOW.replace(hour=13)),
+            "wake_state": "Active",
+        },
+    ),
+    "an-active-wake-override-lifts-a-tier": Case(
+        spec(replicas=3, stopSchedule=DAYTIME_TIER),
+        observed(replicas=1),
+        ["scale"],
+        Reason.CONVERGING,
+        wake="2026-11-23T21:00:00+08:00",
+        check={"replicas": 3, "next": ("Scale", NOW.replace(hour=13))},
+    ),
+    "an-active-wake-override-starts-a-service-a-window-stopped": Case(
+        spec(replicas=2, stopSchedule=DAYTIME),
+        observed(phase=Phase.STOPPED, replicas=0),
+        ["resume"],
+        Reason.CONVERGING,
+        wake="2026-11-23T13:00:00Z",
+    ),
+    "suspend-wins-over-a-wake-override": Case(
+        spec(replicas=2, suspend=True, stopSchedule=DAYTIME),
+        observed(replicas=2),
+        ["stop"],
+        Reason.CONVERGING,
+        wake="2026-11-23T13:00:00Z",
+    ),
+    "an-expired-wake-override-is-ignored-and-said": Case(
+        spec(replicas=2, stopSchedule=DAYTIME),
+        observed(replicas=2),
+        ["stop"],
+        Reason.CONVERGING,
+        wake="2026-11-23T11:00:00Z",
+        check={
+            "message": "cloudinfer.dev/wake-until 2026-11-23T11:00:00Z has passed; ignored",
+            "wake_state": "Expired",
+        },
+    ),
+    "a-malformed-wake-override-is-ignored-and-said": Case(
+        spec(replicas=2, stopSchedule=NIGHTS),
+        observed(replicas=2),
+        [],
+        Reason.CONVERGED,
+        ready=True,
+        wake="tomorrow morning",
+        check={"message": "'tomorrow morning' is not an RFC 3339 time", "wake_state": "Invalid"},
+    ),
+    "a-wake-override-without-an-offset-is-malformed": Case(
+        spec(replicas=2, stopSchedule=DAYTIME),
+        observed(replicas=2),
+        ["stop"],
+        Reason.CONVERGING,
+        wake="2026-11-23T13:00:00",
+        check={"wake_state": "Invalid"},
+    ),
 }
 
 
@@ -383,6 +493,7 @@ def test_plan(case: Case) -> None:
             now=case.now,
             recent_writes=case.writes,
             paused=case.paused,
+            wake_until=case.wake,
         )
     )
     assert [c.kind for c in result.changes] == case.kinds, result
@@ -396,6 +507,13 @@ def test_plan(case: Case) -> None:
     if "next" in case.check:
         assert result.next_transition is not None
         assert (result.next_transition.action, result.next_transition.at) == case.check["next"]
+    if "replicas" in case.check:
+        assert [getattr(c, "replicas", None) for c in result.proposed] == [case.check["replicas"]]
+    if "message" in case.check:
+        assert case.check["message"] in result.message
+    if "wake_state" in case.check:
+        assert result.wake is not None
+        assert result.wake.state == case.check["wake_state"]
 
 
 def test_every_change_names_its_reason_for_the_journal() -> None:

@@ -50,6 +50,15 @@ WEEKENDS_NEW_YORK = {
     "windows": [{"stop": "0 18 * * 5", "start": "0 8 * * 1"}],
     "timeZone": "America/New_York",
 }
+TIERS_BERLIN = {
+    "windows": [
+        {"stop": "0 18 * * *", "start": "0 8 * * *", "replicas": 2},
+        {"stop": "0 22 * * *", "start": "0 6 * * *", "replicas": 0},
+    ],
+    "skipDates": ["2026-11-28", "2026-12-24/2026-12-26"],
+    "timeZone": "Europe/Berlin",
+}
+WAKES = (None, "2026-11-23T23:00:00+01:00", "2026-03-29T00:00:00Z", "soon")
 # Instants on both sides of window edges and DST changes, on weekdays and weekends.
 INSTANTS = (
     datetime.datetime(2026, 11, 23, 12, 0, tzinfo=UTC),  # Monday noon
@@ -194,6 +203,7 @@ def cases() -> list[PlanInput]:
         _spec(replicas=2, stopSchedule={"stopAt": "2026-11-23T13:00:00Z"}),
         _spec(replicas=3, suspend=True),
         _spec(replicas=3, policy={"mode": "ObserveOnly"}),
+        _spec(replicas=3, stopSchedule=TIERS_BERLIN),
     ]
     observations = [
         _observed(Cloud.TENCENT, rps=10),
@@ -204,10 +214,11 @@ def cases() -> list[PlanInput]:
         _observed(Cloud.TENCENT, replicas=0, phase=Phase.STOPPED, platform_stop="ARREARS_STOP"),
     ]
     return [
-        PlanInput(spec, seen, now - datetime.timedelta(seconds=5), now)
+        PlanInput(spec, seen, now - datetime.timedelta(seconds=5), now, wake_until=wake)
         for spec in specs
         for seen in observations
         for now in INSTANTS
+        for wake in (WAKES if spec.stop_schedule and spec.stop_schedule.windows else (None,))
     ]
 
 

@@ -100,7 +100,7 @@ def test_window_boundary_passes_while_the_operator_is_down(scenario: Scenario) -
     stamp = "%Y-%m-%dT%H:%M:%SZ"
     assert next_transitions == {
         "closing": {"action": "Stop", "at": (boundary + datetime.timedelta(days=1, minutes=-5))
-                    .strftime(stamp)},
+                    .strftime(stamp), "replicas": 0},
         "opening": {"action": "Start", "at": (boundary + datetime.timedelta(minutes=30))
-                    .strftime(stamp)},
+                    .strftime(stamp), "replicas": 1},
     }, next_transitions  # fmt: skip

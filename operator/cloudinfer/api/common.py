@@ -26,11 +26,20 @@ DataKey = Annotated[
 ]
 
 
-def cel(rule: str, message_expression: str, *, reason: str | None = None) -> dict[str, Any]:
-    """One `x-kubernetes-validations` entry; messageExpression explains the failure to people."""
+def cel(
+    rule: str,
+    message_expression: str,
+    *,
+    reason: str | None = None,
+    field_path: str | None = None,
+) -> dict[str, Any]:
+    """One `x-kubernetes-validations` entry; messageExpression explains the failure to people,
+    and `field_path` (e.g. `.stopSchedule.windows`) names the field it is about."""
     entry: dict[str, Any] = {"rule": rule, "messageExpression": message_expression}
     if reason is not None:
         entry["reason"] = reason
+    if field_path is not None:
+        entry["fieldPath"] = field_path
     return entry
 
 

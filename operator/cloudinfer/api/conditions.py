@@ -30,6 +30,11 @@ class Reason(StrEnum):
     """Synced: the last reconcile made every call it planned (or needed none)."""
     IN_SYNC = "InSync"
     """Drifted=False: nothing differs."""
+    SCALED_BY_SCHEDULE = "ScaledBySchedule"
+    """Ready=True: a stop window with `replicas` is open and the service runs that tier."""
+    WAKE_OVERRIDE = "WakeOverride"
+    """Ready=True: the cloudinfer.dev/wake-until annotation keeps the service at
+    spec.replicas through the stop windows until its time."""
 
     # Progressing
     CONVERGING = "Converging"

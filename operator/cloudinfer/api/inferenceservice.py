@@ -6,7 +6,7 @@ import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from cloudinfer.api.common import (
     CONDITIONS_LIST_EXTRA,
@@ -28,6 +28,8 @@ MAX_REPLICAS = 128
 # Tencent's InstanceRpsLimit examples go to 1e6; nothing larger is meaningful.
 MAX_REQUESTS_PER_SECOND = 1_000_000
 MAX_STOP_WINDOWS = 8
+MAX_SKIP_DATES = 366
+NEXT_TRANSITIONS = 3
 JOURNAL_MAX_ENTRIES = 10
 
 # Five-field cron: minute hour day-of-month month day-of-week. Items may be *, numbers,
@@ -132,14 +134,72 @@ STOP_WINDOW_RULES = validations(
 
 
 class StopWindow(ApiModel):
-    """A recurring window during which the service is stopped, e.g. weekday nights."""
+    """A recurring window during which the service is stopped (or runs fewer replicas), e.g.
+    weekday nights."""
 
     model_config = ConfigDict(json_schema_extra=STOP_WINDOW_RULES)
 
-    stop: CronExpression = Field(description="When the window opens and the service stops (cron).")
-    start: CronExpression = Field(
-        description="When the window closes and the service starts again (cron)."
+    stop: CronExpression = Field(
+        description="When the window opens and the service stops, or scales to `replicas` (cron)."
     )
+    start: CronExpression = Field(
+        description="When the window closes and the service returns to spec.replicas (cron)."
+    )
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_REPLICAS,
+        description="During the window the service runs this many replicas instead of "
+        "stopping (a tier, at most spec.replicas, which must be set). 0 or unset: stopped. "
+        "Where windows overlap, the lowest count wins.",
+        json_schema_extra={"format": "int32"},
+    )
+
+
+# YYYY-MM-DD, or a range YYYY-MM-DD/YYYY-MM-DD (ISO 8601 interval), both ends included.
+SKIP_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(/[0-9]{4}-[0-9]{2}-[0-9]{2})?$"
+SKIP_DATE_RULES = validations(
+    cel(
+        f"self.matches('{SKIP_DATE_PATTERN}') && "
+        "!format.date().validate(self.substring(0, 10)).hasValue() && "
+        "(size(self) == 10 || !format.date().validate(self.substring(11)).hasValue())",
+        "'\"' + self + '\" is not a date (YYYY-MM-DD) or a range of dates (YYYY-MM-DD/YYYY-MM-DD)'",
+    ),
+    cel(
+        "size(self) != 21 || self.substring(0, 10) <= self.substring(11)",
+        "'the range \"' + self + '\" ends before it starts'",
+    ),
+)
+
+
+def parse_skip_date(text: str) -> tuple[datetime.date, datetime.date]:
+    """The first and last day of a skip date or range; ValueError names what is wrong."""
+    first, _, last = text.partition("/")
+    try:
+        start = datetime.date.fromisoformat(first)
+        end = datetime.date.fromisoformat(last) if last else start
+    except ValueError as err:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or a range of dates") from err
+    if end < start:
+        raise ValueError(f"the range {text!r} ends before it starts")
+    return start, end
+
+
+def _check_skip_date(text: str) -> str:
+    parse_skip_date(text)
+    return text
+
+
+SkipDate = Annotated[
+    str,
+    AfterValidator(_check_skip_date),
+    Field(
+        min_length=10,
+        max_length=21,
+        description="A date (YYYY-MM-DD) or a range (YYYY-MM-DD/YYYY-MM-DD, both included).",
+        json_schema_extra=SKIP_DATE_RULES,
+    ),
+]
 
 
 class StopSchedule(ApiModel):
@@ -155,7 +215,15 @@ class StopSchedule(ApiModel):
         default=None,
         max_length=MAX_STOP_WINDOWS,
         description="Recurring stop windows, evaluated in `timeZone`. The operator stops the "
-        "service when a window opens and starts it when the window closes.",
+        "service (or scales it to the window's `replicas`) when a window opens and returns it "
+        "to spec.replicas when the window closes. The annotation cloudinfer.dev/wake-until "
+        "(an RFC 3339 time) keeps the service running at spec.replicas until then.",
+    )
+    skip_dates: list[SkipDate] | None = Field(
+        default=None,
+        max_length=MAX_SKIP_DATES,
+        description="Dates or ranges of dates in `timeZone` (e.g. holidays) on which no window "
+        "opens. A window that opened the day before closes as scheduled.",
     )
     time_zone: str = Field(
         default="UTC",
@@ -201,8 +269,25 @@ class BaiduOptions(ApiModel):
     )
 
 
+SPEC_RULES = validations(
+    cel(
+        "!has(self.stopSchedule) || !has(self.stopSchedule.windows) || "
+        "self.stopSchedule.windows.all(w, !has(w.replicas) || w.replicas == 0 || "
+        "(has(self.replicas) && w.replicas <= self.replicas))",
+        # No string(self.replicas): string(int) in a messageExpression blows the cost budget.
+        "has(self.replicas) ? 'stopSchedule.windows[].replicas must not exceed spec.replicas: "
+        "a window runs fewer replicas, not more' : "
+        "'stopSchedule.windows[].replicas needs spec.replicas: the count the service returns "
+        "to when the window closes'",
+        field_path=".stopSchedule.windows",
+    ),
+)
+
+
 class InferenceServiceSpec(ApiModel):
     """What the cloud service should look like. Only fields that are set are managed."""
+
+    model_config = ConfigDict(json_schema_extra=SPEC_RULES)
 
     account_ref: LocalObjectReference = Field(
         description="The CloudAccount (same namespace) whose credentials reach the service."
@@ -255,6 +340,20 @@ class InferenceServiceSpec(ApiModel):
         description="Qianfan-specific settings. May be left out for a service with one "
         "compute-unit instance; ignored on other clouds.",
     )
+
+    @model_validator(mode="after")
+    def _tiers_fit(self) -> InferenceServiceSpec:
+        # The schema's CEL rule says the same; this covers objects stored before it.
+        windows = (self.stop_schedule.windows if self.stop_schedule else None) or []
+        for index, window in enumerate(windows):
+            tier = window.replicas or 0
+            if tier and (self.replicas is None or tier > self.replicas):
+                limit = "unset" if self.replicas is None else str(self.replicas)
+                raise ValueError(
+                    f"stopSchedule.windows[{index}].replicas is {tier}; it must not exceed "
+                    f"spec.replicas ({limit})"
+                )
+        return self
 
 
 class ObservedRateLimit(ApiModel):
@@ -316,10 +415,28 @@ class SpecCapabilities(ApiModel):
 
 
 class ScheduledTransition(ApiModel):
-    """The next stop or start the operator will perform for recurring windows."""
+    """A stop, start or scale the operator will perform for recurring windows."""
 
-    action: Literal["Stop", "Start"] = Field(description="Stop or Start.")
+    action: Literal["Stop", "Start", "Scale"] = Field(
+        description="Stop, Start (to `replicas`), or Scale (to a window's tier or back)."
+    )
     at: datetime.datetime = Field(description="When.")
+    replicas: int | None = Field(
+        default=None,
+        description="The replicas the service runs after it: 0 for Stop; absent when "
+        "spec.replicas is unset (replicas not managed).",
+    )
+
+
+class WakeOverride(ApiModel):
+    """The cloudinfer.dev/wake-until annotation, as the operator reads it."""
+
+    value: str = Field(max_length=64, description="The annotation's value (cut to 64 characters).")
+    state: Literal["Active", "Expired", "Invalid"] = Field(
+        description="Active: the service runs at spec.replicas until `until`, whatever the "
+        "windows say. Expired or Invalid (not an RFC 3339 time with an offset): ignored."
+    )
+    until: datetime.datetime | None = Field(default=None, description="The time it ends.")
 
 
 WrittenField = Literal["replicas", "rateLimit", "schedule", "stop", "resume"]
@@ -405,7 +522,19 @@ class InferenceServiceStatus(ApiModel):
         default=None, description="What the operator can manage on this cloud, and how."
     )
     next_transition: ScheduledTransition | None = Field(
-        default=None, description="Next stop or start from stopSchedule.windows."
+        default=None,
+        description="Next stop, start or scale from stopSchedule.windows (the first of "
+        "nextTransitions; kept for compatibility).",
+    )
+    next_transitions: list[ScheduledTransition] | None = Field(
+        default=None,
+        max_length=NEXT_TRANSITIONS,
+        description=f"The next {NEXT_TRANSITIONS} stops, starts or scales from "
+        "stopSchedule.windows, skipDates and the wake override, soonest first.",
+    )
+    wake_override: WakeOverride | None = Field(
+        default=None,
+        description="The cloudinfer.dev/wake-until annotation, while the resource has one.",
     )
     journal: list[JournalEntry] = Field(
         default_factory=list,

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cloudinfer.api.conditions import PAUSED_ANNOTATION, Reason
+from cloudinfer.api.conditions import PAUSED_ANNOTATION, WAKE_UNTIL_ANNOTATION, Reason
 from cloudinfer.api.inferenceservice import InferenceServiceSpec
 from cloudinfer.cloud.baidu.parse import CAPABILITIES as BAIDU
 from cloudinfer.cloud.huawei.parse import CAPABILITIES as HUAWEI
@@ -214,6 +214,11 @@ def plan_service(
             paused=paused,
             generation=int(meta.get("generation", 0)),
             account=_effective_fingerprint(account.fingerprint, journal),
+            wake_until=(
+                None
+                if annotations.get(WAKE_UNTIL_ANNOTATION) is None
+                else str(annotations[WAKE_UNTIL_ANNOTATION])
+            ),
         )
     )
     return ServicePlan(namespace, name, mode, paused, the_plan, notes=notes)

@@ -37,6 +37,21 @@ EXPLANATIONS: dict[Reason, Explanation] = {
         "The cloud matches the spec and the service is running.",
         "Nothing.",
     ),
+    Reason.SCALED_BY_SCHEDULE: Explanation(
+        Kind.HEALTHY, "Ready",
+        "A stop window with `replicas` is open: the service runs that many replicas (the "
+        "lowest count of the open windows), not spec.replicas. `kubectl cloudinfer get NAME` "
+        "shows when the window closes; `kubectl cloudinfer wake NAME --for 2h` runs it at "
+        "spec.replicas for a while.",
+        "Nothing.",
+    ),
+    Reason.WAKE_OVERRIDE: Explanation(
+        Kind.HEALTHY, "Ready",
+        "The cloudinfer.dev/wake-until annotation keeps the service at spec.replicas through "
+        "its stop windows until that time (status.wakeOverride); it expires by itself, and "
+        "`kubectl cloudinfer wake NAME --clear` ends it now.",
+        "Nothing.",
+    ),
     Reason.CREDENTIALS_VERIFIED: Explanation(
         Kind.HEALTHY, "CloudAccount Ready",
         "A cheap read call succeeded with the account's credentials.",

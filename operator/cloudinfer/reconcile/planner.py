@@ -10,12 +10,14 @@ rules; the short version:
   stopped, or while one of our own writes has not been observed yet (no duplicate writes).
 - The run state: `suspend`, an open stop window or a passed `stopAt` mean Stopped; the
   operator resumes only services it stopped itself (or that a window keeps in rhythm).
+- An open window with `replicas` (a tier) replaces spec.replicas while it is open; an active
+  wake override (cloudinfer.dev/wake-until) sets the windows aside (docs/schedules.md).
 """
 
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cloudinfer.api.conditions import Reason
 from cloudinfer.api.inferenceservice import InferenceServiceSpec
@@ -39,6 +41,7 @@ from cloudinfer.cloud.model import (
 )
 from cloudinfer.reconcile.ledger import LedgerEntry, target_of
 from cloudinfer.reconcile.outcomes import HOLD_REASONS, Retry, outcome_named
+from cloudinfer.reconcile.wake import Wake, read_wake
 from cloudinfer.reconcile.windows import InvalidWindowError, Transition, WindowState, evaluate
 
 # What each cloud's RPS limit applies to (docs/clouds/README.md#what-an-rps-limit-applies-to);
@@ -70,6 +73,8 @@ class PlanInput:
     """The resource's metadata.generation: a held write is held for one generation."""
     account: str | None = None
     """The account fingerprint (observer.Snapshot.account): a new one lifts holds too."""
+    wake_until: str | None = None
+    """The cloudinfer.dev/wake-until annotation's value, as given (wake.py reads it)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,10 @@ class Plan:
     invalid: tuple[str, ...] = field(default=())
     failed_write: LedgerEntry | None = None
     """The latest refused write still in effect (held, or backing off): Synced reports it."""
+    transitions: tuple[Transition, ...] = ()
+    """The next transitions of the windows (status.nextTransitions), soonest first."""
+    wake: Wake | None = None
+    """The wake override as read at `now` (status.wakeOverride)."""
 
 
 def _fmt_rate(rps: float | None, scope: RateLimitScope | None) -> str:
@@ -223,6 +232,9 @@ class _RunIntent:
     cloud_stops_soon: bool
     """A native stopAt has just passed: the cloud stops the service (maybe a few seconds
     late), so the operator must not race it."""
+    replicas: int | None = None
+    """The replicas wanted while running: an open window's tier, else spec.replicas."""
+    wake: Wake | None = None
 
 
 def plan(inputs: PlanInput) -> Plan:
@@ -248,7 +260,7 @@ def plan(inputs: PlanInput) -> Plan:
     ):
         _plan_schedule(inputs, draft, intent.stop_at if intent.stop_at_native else None)
     next_transition = intent.windows.next_transition if intent.windows else None
-    return _finish(inputs, draft, intent.stop_reason, next_transition)
+    return _with_schedule(_finish(inputs, draft, intent.stop_reason, next_transition), intent)
 
 
 def _run_intent(inputs: PlanInput, draft: _Draft) -> _RunIntent:
@@ -256,9 +268,8 @@ def _run_intent(inputs: PlanInput, draft: _Draft) -> _RunIntent:
     which it changes go into `draft.wake_at`. Raises InvalidWindowError."""
     spec, now, caps = inputs.spec, inputs.now, inputs.observed.capabilities
     schedule = spec.stop_schedule
-    windows = None
-    if schedule is not None and schedule.windows:
-        windows = evaluate(list(schedule.windows), schedule.time_zone, now)
+    wake = read_wake(inputs.wake_until, now)
+    windows = _window_state(inputs, wake)
     inside_window = bool(windows and windows.inside)
     stop_at = schedule.stop_at if schedule is not None else None
     stop_at_native = _manageable(caps, ServiceField.SCHEDULE) and (caps.schedule is Support.NATIVE)
@@ -276,6 +287,10 @@ def _run_intent(inputs: PlanInput, draft: _Draft) -> _RunIntent:
         draft.wake_at.append(stop_at + NATIVE_STOP_GRACE)
     if windows and windows.next_transition:
         draft.wake_at.append(windows.next_transition.at)
+    if windows and windows.horizon:
+        draft.wake_at.append(windows.horizon)
+    if wake is not None and wake.active and wake.until is not None:
+        draft.wake_at.append(wake.until)
     if stop_at is not None and not stop_at_passed:
         draft.wake_at.append(stop_at)
     stop_reason = (
@@ -283,8 +298,32 @@ def _run_intent(inputs: PlanInput, draft: _Draft) -> _RunIntent:
     )
     return _RunIntent(
         want_stopped, stop_reason, windows, stop_at, stop_at_native, stop_at_passed,
-        cloud_stops_soon,
+        cloud_stops_soon, _scheduled_replicas(spec, windows), wake,
     )  # fmt: skip
+
+
+def _window_state(inputs: PlanInput, wake: Wake | None) -> WindowState | None:
+    """The windows at `now` and their next transitions, with skip dates and an active wake
+    override; None without windows. Raises InvalidWindowError."""
+    schedule = inputs.spec.stop_schedule
+    if schedule is None or not schedule.windows:
+        return None
+    return evaluate(
+        schedule.windows,
+        schedule.time_zone,
+        inputs.now,
+        skip_dates=schedule.skip_dates or (),
+        full_replicas=inputs.spec.replicas,
+        awake_until=wake.until if wake is not None and wake.active else None,
+    )
+
+
+def _scheduled_replicas(spec: InferenceServiceSpec, windows: WindowState | None) -> int | None:
+    """The replicas wanted while running: the tier of the open windows (the lowest), else
+    spec.replicas. A tier needs spec.replicas (the schema and the model refuse it without)."""
+    if windows is not None and windows.level and spec.replicas is not None:
+        return windows.level
+    return spec.replicas
 
 
 def _plan_run_state(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | None:
@@ -365,14 +404,16 @@ def _resume(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | No
 
 
 def _plan_replicas(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> None:
-    """Step 3: replicas, only while the service runs and settles."""
-    spec, observed = inputs.spec, inputs.observed
+    """Step 3: replicas (a window's tier, else spec.replicas), only while the service runs
+    and settles."""
+    observed = inputs.observed
     caps, sid = observed.capabilities, observed.service_id
     settled_running = observed.phase is Phase.RUNNING and not intent.want_stopped
     have = observed.replicas.desired
-    if spec.replicas is None or not settled_running or have is None or have == spec.replicas:
+    wanted = intent.replicas
+    if wanted is None or not settled_running or have is None or have == wanted:
         return
-    draft.drift.append(FieldDrift(ServiceField.REPLICAS, str(spec.replicas), str(have)))
+    draft.drift.append(FieldDrift(ServiceField.REPLICAS, str(wanted), str(have)))
     if not _manageable(caps, ServiceField.REPLICAS):
         draft.unsupported(
             ServiceField.REPLICAS,
@@ -381,8 +422,8 @@ def _plan_replicas(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> None
             _note(caps, ServiceField.REPLICAS, "the cloud cannot scale this service"),
         )
     else:
-        reason = f"replicas {have} -> {spec.replicas}"
-        _admit(inputs, draft, Scale(service_id=sid, replicas=spec.replicas, reason=reason))
+        reason = f"replicas {have} -> {wanted}"
+        _admit(inputs, draft, Scale(service_id=sid, replicas=wanted, reason=reason))
 
 
 def _plan_rate_limit(inputs: PlanInput, draft: _Draft) -> None:
@@ -477,6 +518,32 @@ def _plan_schedule(
             reason=f"scheduled stop -> {native_stop_at.isoformat()}",
         )
     _admit(inputs, draft, change)
+
+
+def _with_schedule(the_plan: Plan, intent: _RunIntent) -> Plan:
+    """The schedule's part of the plan: the next transitions, the wake override, and the
+    Ready verdict of a service held at a window's tier or kept up by a wake override."""
+    windows, wake = intent.windows, intent.wake
+    reason, message = the_plan.reason, the_plan.message
+    if the_plan.ready and windows is not None and windows.level and not intent.want_stopped:
+        reason = Reason.SCALED_BY_SCHEDULE
+        message = f"a stop window holds the service at {intent.replicas} replicas"
+    elif the_plan.ready and windows is not None and wake is not None and wake.active:
+        assert wake.until is not None
+        reason = Reason.WAKE_OVERRIDE
+        message = (
+            f"woken until {wake.until.strftime('%Y-%m-%dT%H:%M:%SZ')} by "
+            "cloudinfer.dev/wake-until; the stop windows apply again after it"
+        )
+    if wake is not None and wake.problem is not None:
+        message = f"{message}; {wake.problem}"
+    return replace(
+        the_plan,
+        reason=reason,
+        message=message,
+        transitions=windows.transitions if windows is not None else (),
+        wake=wake,
+    )
 
 
 def _invalid(inputs: PlanInput, message: str) -> Plan:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cloudinfer.api.conditions import PAUSED_ANNOTATION, Reason
+from cloudinfer.api.conditions import PAUSED_ANNOTATION, WAKE_UNTIL_ANNOTATION, Reason
 from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES, InferenceServiceSpec
 from cloudinfer.cloud.instances import (
     InstanceNotFoundError,
@@ -50,6 +50,15 @@ it, and 1,000 status writes saying so would delay that very list (by ~8 s in ben
 that lasts longer is reported (`PendingObservation`)."""
 Synced = tuple[bool, Reason | str, str]
 """The Synced condition: (status, reason, message)."""
+
+
+WAKE_IGNORED_REASON = "WakeOverrideIgnored"
+"""The event posted once when cloudinfer.dev/wake-until is expired or malformed."""
+
+
+def _annotation(annotations: Mapping[str, Any], key: str) -> str | None:
+    value = annotations.get(key)
+    return None if value is None else str(value)
 
 
 def _now() -> datetime.datetime:
@@ -247,6 +256,7 @@ class ServiceReconciler:
                 paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
                 generation=this.generation,
                 account=snapshot.account,
+                wake_until=_annotation(annotations, WAKE_UNTIL_ANNOTATION),
             )
         )
         for drift in the_plan.drift:
@@ -254,6 +264,7 @@ class ServiceReconciler:
         synced, entries = await self._execute(the_plan, scene, journal)
         wrote = any(entry.succeeded for entry in entries)
         new = self._status(this, the_plan, observed, synced, journal, entries)
+        self._report_wake(this.current, new, the_plan)
         self._unsaved = [*self._unsaved, *entries][-JOURNAL_MAX_ENTRIES:]
         await self._write(this.current, new)
         self._unsaved = []
@@ -363,10 +374,30 @@ class ServiceReconciler:
         transition = st.next_transition(the_plan.next_transition)
         if transition is not None:
             new["nextTransition"] = transition
+        upcoming = [st.next_transition(t) for t in the_plan.transitions]
+        if upcoming:
+            new["nextTransitions"] = upcoming
+        wake = st.wake_override(the_plan.wake)
+        if wake is not None:
+            new["wakeOverride"] = wake
         merged = ledger.bounded([*journal, *entries])
         if merged:
             new["journal"] = [ledger.to_status(entry) for entry in merged]
         return new
+
+    def _report_wake(
+        self, current: Mapping[str, Any], new: Mapping[str, Any], the_plan: Plan
+    ) -> None:
+        """One event when a wake override is found expired or malformed: the stored status
+        remembers it, so a restart or another pass posts nothing more."""
+        wake = the_plan.wake
+        if (
+            wake is None
+            or wake.problem is None
+            or current.get("wakeOverride") == new.get("wakeOverride")
+        ):
+            return
+        self.runtime.kube.event(self.body, "Warning", WAKE_IGNORED_REASON, wake.problem)
 
     async def _fail_pass(
         self,
@@ -397,13 +428,23 @@ class ServiceReconciler:
         new = {
             key: value
             for key, value in current.items()
-            if key in ("observed", "capabilities", "journal", "provider", "nextTransition")
+            if key
+            in (
+                "observed",
+                "capabilities",
+                "journal",
+                "provider",
+                "nextTransition",
+                "nextTransitions",
+                "wakeOverride",
+            )
         }
         if observed is not None:
             new["provider"] = observed.cloud.value
             new["observed"] = st.observed_block(observed)
             new["capabilities"] = st.capabilities(observed.capabilities)
             new.pop("nextTransition", None)
+            new.pop("nextTransitions", None)
         new["observedGeneration"] = generation
         new["conditions"] = st.failure_conditions(
             reason, message, generation=generation, now=now, previous=previous

@@ -20,6 +20,7 @@ from cloudinfer.cloud.model import (
     Support,
 )
 from cloudinfer.reconcile.planner import Plan
+from cloudinfer.reconcile.wake import Wake
 from cloudinfer.reconcile.windows import Transition
 
 JsonDict = dict[str, Any]
@@ -107,7 +108,20 @@ def _observed_instance(instance_id: str, replicas: int | None) -> JsonDict:
 def next_transition(transition: Transition | None) -> JsonDict | None:
     if transition is None:
         return None
-    return {"action": transition.action, "at": timestamp(transition.at)}
+    block: JsonDict = {"action": transition.action, "at": timestamp(transition.at)}
+    if transition.replicas is not None:
+        block["replicas"] = transition.replicas
+    return block
+
+
+def wake_override(wake: Wake | None) -> JsonDict | None:
+    """status.wakeOverride: the annotation as read, while the resource has one."""
+    if wake is None:
+        return None
+    block: JsonDict = {"value": wake.value, "state": wake.state}
+    if wake.until is not None:
+        block["until"] = timestamp(wake.until)
+    return block
 
 
 def service_conditions(

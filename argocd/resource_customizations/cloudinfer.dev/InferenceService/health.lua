@@ -27,6 +27,13 @@ local DEGRADED = {
   QuotaExceeded = true,
   ServiceClaimed = true,
 }
+-- Ready=True reasons that say the schedule, not spec.replicas alone, sets what runs: still
+-- Healthy (the service serves as asked), with the reason shown so the tier or the wake
+-- override is visible in the Argo CD UI.
+local HEALTHY_BY_SCHEDULE = {
+  ScaledBySchedule = true,
+  WakeOverride = true,
+}
 local SUSPENDED = {
   Suspended = true,
   ScheduledStop = true,
@@ -95,6 +102,9 @@ local function health(obj)
     return {status = "Progressing", message = "Waiting for the Ready condition"}
   end
   if ready.status == "True" then
+    if ready.reason ~= nil and HEALTHY_BY_SCHEDULE[ready.reason] then
+      return {status = "Healthy", message = describe(ready)}
+    end
     if ready.message ~= nil and ready.message ~= "" then
       return {status = "Healthy", message = ready.message}
     end
