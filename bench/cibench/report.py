@@ -185,7 +185,7 @@ def _cell(result: dict[str, Any], section: str, keys: tuple[str, ...]) -> str:
         if isinstance(value, list):
             parts.append(", ".join(_fmt(v, 1) for v in value))
         else:
-            parts.append(_fmt(value))
+            parts.append(_fmt(value, 4 if key.endswith("per_converged_service") else 2))
     return " / ".join(parts)
 
 
