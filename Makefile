@@ -121,6 +121,12 @@ bench: $(STAMP) ## benchmarks, quick (N = 10, 100, 300; ~5 min): bench/results/<
 	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python bench/run.py --config quick $(BENCH_ARGS)
 
 .PHONY: bench-full
-bench-full: $(STAMP) ## benchmarks, full (N = 100, 300, 1000): bench/results/<date>-full.{json,md,png}
+bench-full: $(STAMP) ## benchmarks, full (TI-ONE N = 100, 300, 1000; ModelArts and Qianfan N = 300): bench/results/<date>-full.{json,md,png}
 	@bin_dir="$$(hack/build-k8s.sh)" && \
 	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python bench/run.py --config full $(BENCH_ARGS)
+
+.PHONY: bench-scale
+bench-scale: $(STAMP) ## benchmarks at N = 10,000 TI-ONE services, one account then 10 (~1 h): bench/results/<date>-scale{,-10-accounts}.{json,md,png}
+	@bin_dir="$$(hack/build-k8s.sh)" && \
+	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python bench/run.py --config scale $(BENCH_ARGS) && \
+	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python bench/run.py --config scale-10-accounts $(BENCH_ARGS)

@@ -23,7 +23,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cibench import report
-from cibench.env import world
+from cibench.clouds import SHAPES, CloudBench
+from cibench.env import SimProcess, world
 from cibench.scenarios import CONFIGS, SCENARIOS, Config, SizeBench
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,6 +74,55 @@ def run_size(bench: SizeBench) -> dict[str, Any]:
     return bench.result
 
 
+def run_cloud(bench: CloudBench) -> dict[str, Any]:
+    n, title = bench.n, bench.shape.title
+    bench.setup()
+    _say(f"{title} N={n}: set up in {bench.result['setup_seconds']} s")
+    try:
+        c = bench.converge()
+        _say(f"{title} N={n}: all Ready in {c['seconds_to_all_ready']} s (floor "
+             f"{c['floor_seconds']} s, ratio {c['ratio_to_floor']}), writes "
+             f"{c['writes_made_total']}/{c['writes_needed_total']}, throttled "
+             f"{c['throttled_total']}")  # fmt: skip
+        s = bench.steady()
+        _say(f"{title} N={n}: steady {s['reads_per_poll']} reads/poll over {s['polls']} polls "
+             f"(baseline {s['baseline_reads_per_poll']}), kube writes/min "
+             f"{s['kube_writes_per_minute']}")  # fmt: skip
+        d = bench.drift()
+        _say(f"{title} N={n}: drift detect p50/p99 {d['detect']['p50']}/{d['detect']['p99']} s "
+             f"(missed {d['missed']})")  # fmt: skip
+        bench.footprint()
+    finally:
+        bench.stop()
+    return bench.result
+
+
+def _configured(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
+    """The named config with the command line's overrides."""
+    config: Config = CONFIGS[args.config]
+    if args.sizes:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+        config = Config(**{**config.__dict__, "sizes": sizes})
+    if args.scenarios:
+        chosen = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
+        unknown = set(chosen) - set(SCENARIOS)
+        if unknown:
+            parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+        config = Config(**{**config.__dict__, "scenarios": ("converge", *chosen)})
+    if args.other_sizes:
+        other = tuple(int(s) for s in args.other_sizes.split(","))
+        config = Config(**{**config.__dict__, "other_sizes": other})
+    if args.clouds:
+        clouds = tuple(args.clouds.split(","))
+        others = tuple(c for c in clouds if c != "tencent")
+        config = Config(**{**config.__dict__, "other_clouds": others})
+        if "tencent" not in clouds:
+            config = Config(**{**config.__dict__, "sizes": ()})
+        if others and not config.other_sizes:
+            config = Config(**{**config.__dict__, "other_sizes": (300,)})
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="quick")
@@ -82,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated scenarios to run after convergence, in order, from "
         f"{', '.join(SCENARIOS[1:])} (overrides the config's; converge always runs)",
     )
+    parser.add_argument(
+        "--clouds", help="comma-separated clouds to run, of tencent, huawei, baidu (default: "
+        "TI-ONE, plus ModelArts and Qianfan in the full config)",
+    )  # fmt: skip
+    parser.add_argument("--other-sizes", help="N values for ModelArts and Qianfan")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--profile", action="store_true",
@@ -105,16 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         path, table = report.write(json.loads(args.replot.read_text()), args.replot.parent)
         print(table)
         return 0
-    config: Config = CONFIGS[args.config]
-    if args.sizes:
-        sizes = tuple(int(s) for s in args.sizes.split(","))
-        config = Config(**{**config.__dict__, "sizes": sizes})
-    if args.scenarios:
-        chosen = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
-        unknown = set(chosen) - set(SCENARIOS)
-        if unknown:
-            parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-        config = Config(**{**config.__dict__, "scenarios": ("converge", *chosen)})
+    config = _configured(parser, args)
     started = time.monotonic()
     load_before = os.getloadavg()
     run: dict[str, Any] = {
@@ -128,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
         },
         "sizes": {},
+        "clouds": {},
     }
     work = Path(tempfile.mkdtemp(prefix="cloudinfer-bench-"))
     _say(f"config {config.name}: N in {list(config.sizes)}; work dir {work}")
@@ -138,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
             memray = work / f"memray-{n}.bin" if args.memray else None
             bench = SizeBench(cluster, sim, n, config, work, trace_path=trace, memray_path=memray)
             run["sizes"][str(n)] = run_size(bench)
+        for cloud in config.other_clouds:
+            other_sim = SimProcess(work / f"sim-{cloud}.log", cloud)
+            try:
+                for n in config.other_sizes:
+                    cloud_bench = CloudBench(cluster, other_sim, SHAPES[cloud], n, config, work)
+                    run["clouds"].setdefault(cloud, {})[str(n)] = run_cloud(cloud_bench)
+            finally:
+                other_sim.stop()
     load_after = os.getloadavg()
     run["duration_seconds"] = round(time.monotonic() - started, 1)
     run["machine"]["loadavg_1m"] = {"before": load_before[0], "after": load_after[0]}

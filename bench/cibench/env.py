@@ -53,15 +53,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, every: fl
 
 
 class SimProcess:
-    """`python -m cloudsim serve --cloud tencent` in its own process, speed 1."""
+    """`python -m cloudsim serve --cloud CLOUD` in its own process, speed 1."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, cloud: str = "tencent") -> None:
+        self.cloud = cloud
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._log = log_path.open("wb")
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cloudsim", "serve", "--cloud", "tencent", "--port",
+            [sys.executable, "-m", "cloudsim", "serve", "--cloud", cloud, "--port",
              str(self.port), "--speed", "1", "--seed", "9", "--no-demo"],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
@@ -368,11 +369,15 @@ class Cluster:
     def create_namespace(self, name: str) -> None:
         self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
 
-    def create_account(self, namespace: str, account: SimAccount, endpoint: str) -> None:
+    def create_account(
+        self, namespace: str, account: SimAccount, endpoint: str, *, provider: str = "tencent",
+        region: str = REGION, extra: dict[str, Any] | None = None, name: str = "acct",
+        secret_name: str = "creds",  # noqa: S107 - a Secret object's name
+    ) -> None:  # fmt: skip
         self.core.create_namespaced_secret(
             namespace,
             client.V1Secret(
-                metadata=client.V1ObjectMeta(name="creds"),
+                metadata=client.V1ObjectMeta(name=secret_name),
                 data={
                     "accessKeyId": base64.b64encode(account.secret_id.encode()).decode(),
                     "secretAccessKey": base64.b64encode(account.secret_key.encode()).decode(),
@@ -380,14 +385,15 @@ class Cluster:
             ),
         )
         spec = {
-            "provider": "tencent", "region": REGION, "endpoint": endpoint,
-            "credentialsSecretRef": {"name": "creds"},
+            "provider": provider, "region": region, "endpoint": endpoint,
+            "credentialsSecretRef": {"name": secret_name},
             "pollIntervalSeconds": POLL_SECONDS, "activePollIntervalSeconds": ACTIVE_POLL_SECONDS,
+            **(extra or {}),
         }  # fmt: skip
         self.custom.create_namespaced_custom_object(
             GROUP, VERSION, namespace, ACCOUNTS,
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "CloudAccount",
-             "metadata": {"name": "acct"}, "spec": spec},
+             "metadata": {"name": name}, "spec": spec},
         )  # fmt: skip
 
     def create_services(self, namespace: str, specs: dict[str, dict[str, Any]]) -> None:

@@ -396,6 +396,15 @@ class HuaweiSim(CloudSim):
         if service.status not in ("stopped", "stopping"):
             self.stop_now(service, at=due)
 
+    def console_edit(self, service: Service, spec: dict[str, Any]) -> None:
+        """A console scale is a config change: `instance_count` follows `replicas` (one
+        model version) and the list's `update_time` moves, as after UpdateService."""
+        super().console_edit(service, spec)
+        config = service.extra.get("config", [])
+        if "replicas" in spec and len(config) == 1:
+            config[0]["instance_count"] = service.replicas
+            service.config_updated_at = self.now()
+
     def platform_stop(self, service: Service, reason: str) -> None:
         reasons = {"arrears": "ARREAR", "police": "POLICE", "illegal": "ILLEGAL"}
         if reason not in reasons:

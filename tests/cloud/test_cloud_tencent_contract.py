@@ -32,6 +32,7 @@ from cloudinfer.cloud.model import (
     SetRateLimit,
     SetSchedule,
     Stop,
+    combine,
 )
 from cloudinfer.cloud.provider import Account, CloudProvider
 from cloudinfer.cloud.tencent.provider import TencentProvider, new_tencent_budgets
@@ -220,6 +221,38 @@ def test_each_change_is_one_minimal_call(change: Any, call: str, body: dict[str,
         "clear-schedule": lambda s: s.scheduled_stop is None,
     }[change.kind]
     assert expected_after(after)
+
+
+@pytest.mark.parametrize("partial_config", ["available", "removed"])
+def test_a_combined_change_is_one_call_carrying_both_fields(partial_config: str) -> None:
+    rig = make_rig(partial_config=partial_config, services=1)
+    change = combine(
+        (
+            SetRateLimit(service_id="ms-00000-1", rps=9, scope=RateLimitScope.PER_INSTANCE),
+            SetSchedule(service_id="ms-00000-1", stop_at=STOP_AT),
+        )
+    )
+
+    async def scenario(provider: TencentProvider) -> Any:
+        observed = await provider.observe(rig.account, "ms-00000-1")
+        result = await provider.apply(rig.account, change, observed=observed)
+        return result, await provider.observe(rig.account, "ms-00000-1")
+
+    result, after = rig.run(scenario)
+    body = {
+        "ServiceId": "ms-00000-1",
+        "ServiceLimit": {"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 9},
+        "ScheduledAction": {
+            "ScheduleStop": True,
+            "ScheduleStopTime": STOP_AT.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    }
+    # Without PartialConfig the fallback is still one call, with only these two fields.
+    call = {"available": "ModifyModelServicePartialConfig", "removed": "ModifyModelService"}
+    assert result.call == call[partial_config]
+    assert rig.writes(result.call) == [body]
+    assert after.rate_limit == RateLimitSetting(rps=9, scope=RateLimitScope.PER_INSTANCE)
+    assert after.scheduled_stop == STOP_AT
 
 
 def test_stop_then_resume_restores_the_replicas() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 
 import pytest
 from harness import Kube, OperatorProcess, converged_service, eventually, new_sim_account, writes
@@ -93,6 +94,48 @@ def test_an_rps_change_makes_exactly_one_rate_limit_call(
     }
     assert "ServiceAction" not in calls[0]["params"]  # never a scale or a restart
     assert writes(handle, "ModifyModelService" if action != "ModifyModelService" else "x") == []
+
+
+def test_one_partial_config_per_service_carries_the_rps_limit_and_the_schedule(
+    kube: Kube, sims: dict[str, RunningSim], namespace: str
+) -> None:
+    """Issue 19: both PartialConfig fields differ, so each service gets one call with both,
+    and the journal shows one write that changed two fields."""
+    handle = new_sim_account(sims["tencent"], "tencent")
+    stop_at = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)).replace(
+        microsecond=0
+    )
+    names = {}
+    for i in range(3):
+        service_id = handle.add_service(name=f"chat-{i}", replicas=2)
+        names[service_id] = f"chat-{i}"
+    kube.create_account(namespace, handle)
+    for i, (service_id, name) in enumerate(names.items()):
+        spec = {
+            "serviceId": service_id,
+            "rateLimit": {"requestsPerSecond": 10 + i, "scope": "PerInstance"},
+            "stopSchedule": {"stopAt": stop_at.isoformat().replace("+00:00", "Z")},
+        }
+        kube.create_service(namespace, name, spec)
+    for name in names.values():
+        kube.wait_condition(namespace, name, reason="Converged", timeout=60)
+
+    calls = writes(handle, "ModifyModelServicePartialConfig")
+    assert sorted(c["params"]["ServiceId"] for c in calls) == sorted(names), calls
+    when = stop_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for i, (service_id, name) in enumerate(names.items()):
+        (call,) = [c for c in calls if c["params"]["ServiceId"] == service_id]
+        assert call["params"] == {
+            "ServiceId": service_id,
+            "ServiceLimit": {"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 10 + i},
+            "ScheduledAction": {"ScheduleStop": True, "ScheduleStopTime": when},
+        }
+        (entry,) = kube.get(namespace, name)["status"]["journal"]
+        assert (entry["kinds"], entry["requestId"]) == (
+            ["set-rate-limit", "set-schedule"],
+            call["request_id"],
+        )
+    assert writes(handle, "ModifyModelService") == []
 
 
 def test_console_drift_is_corrected_in_enforce_and_reported_in_observe_only(

@@ -169,3 +169,18 @@ def test_a_jump_past_the_schedule_stops_at_the_due_time(
     # Stopping began at the due time and took stop_seconds (10 s), an hour ago.
     assert detail["status"] == "stopped"
     assert abs(detail["transition_at"] - (due_ms + 10_000)) <= 1
+
+
+def test_a_console_scale_moves_update_time_and_the_instance_count(
+    huawei: SimControl, client_for: Any
+) -> None:
+    """A console scale is a config change, so the list's `update_time` moves: the operator
+    reads details only for services whose `update_time` moved (docs/clouds/huawei-modelarts.md)."""
+    sid = huawei.add_service(account="h1", replicas=2)
+    client = client_for()
+    before = client.call("GET", ONE, service_id=sid)[1]
+    huawei.advance(5)
+    huawei.edit_service(sid, replicas=5, ready=5)
+    after = client.call("GET", ONE, service_id=sid)[1]
+    assert [c["instance_count"] for c in after["config"]] == [5]
+    assert int(after["update_time"]) > int(before["update_time"])

@@ -226,6 +226,46 @@ def test_partial_config_switchable_per_account(
         assert tencent.service(sid)["internal"]["rps_limit"] == 0
 
 
+def test_one_partial_config_sets_the_rps_limit_and_the_schedule_together(
+    tencent: SimControl, tione_common: CommonClient, tione: Any
+) -> None:
+    """Seed 000: `ScheduledAction` and `ServiceLimit` are both optional parameters of one
+    request; the operator sends both in one call when both differ (issue 19)."""
+    sid = tencent.add_service(account="t1")
+    when = iso_z(time.time() + 2 * 86400)
+    body = {
+        "ServiceId": sid,
+        "ServiceLimit": {"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 7},
+        "ScheduledAction": {"ScheduleStop": True, "ScheduleStopTime": when},
+    }
+    answered = tione_common.call_json("ModifyModelServicePartialConfig", body)["Response"]
+    info = answered["Service"]["ServiceInfo"]
+    assert info["ServiceLimit"] == {"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 7}
+    assert (
+        info["ScheduledAction"]["ScheduleStop"],
+        info["ScheduledAction"]["ScheduleStopTime"],
+    ) == (
+        True,
+        when,
+    )
+    assert answered["Service"]["Status"] == "Normal", "PartialConfig does not restart"
+    read = _describe(tione, sid).ServiceInfo  # what a later read shows, through the typed SDK
+    assert (read.ServiceLimit.InstanceRpsLimit, read.ScheduledAction.ScheduleStop) == (7, True)
+    writes = tencent.writes("ModifyModelServicePartialConfig")
+    assert [w["params"] for w in writes if w["params"].get("ServiceId") == sid] == [body]
+    # Clearing both is one call too; the schedule flag alone disables the stop.
+    clear = {
+        "ServiceId": sid,
+        "ServiceLimit": {"EnableInstanceRpsLimit": False},
+        "ScheduledAction": {"ScheduleStop": False},
+    }
+    info = tione_common.call_json("ModifyModelServicePartialConfig", clear)["Response"]["Service"][
+        "ServiceInfo"
+    ]
+    assert info["ServiceLimit"]["EnableInstanceRpsLimit"] is False
+    assert info["ScheduledAction"]["ScheduleStop"] is False
+
+
 # ----- rate limits ------------------------------------------------------------------------------
 
 

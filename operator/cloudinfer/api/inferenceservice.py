@@ -479,7 +479,17 @@ class JournalEntry(ApiModel):
         default=None, description="The field written. Absent only in entries of operator "
         "versions before the typed ledger.",
     )  # fmt: skip
-    kind: ChangeKind | None = Field(default=None, description="The kind of change.")
+    kind: ChangeKind | None = Field(
+        default=None, description="The kind of change (the first, for a call that changed "
+        "several fields).",
+    )  # fmt: skip
+    kinds: list[Annotated[ChangeKind, Field(description="The kind of one change.")]] | None = Field(
+        default=None, min_length=2, max_length=5,
+        description="For one call that changed several fields (a TI-ONE "
+        "ModifyModelServicePartialConfig setting the RPS limit and the scheduled stop "
+        "together): the kind of each change, in order; the first is `kind`, and `field` is "
+        "its field. Absent for a call that changed one field.",
+    )  # fmt: skip
     target: WriteTarget | None = Field(default=None, description="The value the call set.")
     error_class: str | None = Field(
         default=None, max_length=64,

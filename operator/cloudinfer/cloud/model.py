@@ -51,6 +51,10 @@ class Capabilities(_Frozen):
     resume: Support
     notes: dict[ServiceField, str] = Field(default_factory=dict)
     """Why a field is not native, for the user (e.g. "v1 has no RPS-limit field")."""
+    one_call: tuple[frozenset[ServiceField], ...] = ()
+    """Groups of fields one call can change together (TI-ONE's PartialConfig takes the RPS
+    limit and the scheduled stop in one request): the planner sends one `Combined` change
+    for the fields of a group that differ."""
 
     def support(self, field: ServiceField) -> Support:
         return {
@@ -115,26 +119,35 @@ class ObservedService(_Frozen):
 
 
 class _ChangeBase(_Frozen):
-    field: ClassVar[ServiceField]
     service_id: str = Field(min_length=1)
     reason: str = ""
     """Why the planner wants this change, for the operation journal."""
 
 
-class Scale(_ChangeBase):
+class _FieldChange(_ChangeBase):
+    """A change to one field."""
+
+    field: ClassVar[ServiceField]
+
+    @property
+    def fields(self) -> tuple[ServiceField, ...]:
+        return (self.field,)
+
+
+class Scale(_FieldChange):
     field: ClassVar[ServiceField] = ServiceField.REPLICAS
     kind: Literal["scale"] = "scale"
     replicas: int = Field(ge=0)
 
 
-class SetRateLimit(_ChangeBase):
+class SetRateLimit(_FieldChange):
     field: ClassVar[ServiceField] = ServiceField.RATE_LIMIT
     kind: Literal["set-rate-limit"] = "set-rate-limit"
     rps: float = Field(gt=0)
     scope: RateLimitScope
 
 
-class ClearRateLimit(_ChangeBase):
+class ClearRateLimit(_FieldChange):
     field: ClassVar[ServiceField] = ServiceField.RATE_LIMIT
     kind: Literal["clear-rate-limit"] = "clear-rate-limit"
 
@@ -146,33 +159,65 @@ for; the other 30 s cover the time between the operator reading its clock and th
 reading its own (budget pacing, network, clock skew)."""
 
 
-class SetSchedule(_ChangeBase):
+class SetSchedule(_FieldChange):
     field: ClassVar[ServiceField] = ServiceField.SCHEDULE
     kind: Literal["set-schedule"] = "set-schedule"
     stop_at: AwareDatetime
     """The absolute time to stop at; providers of relative schedules convert it."""
 
 
-class ClearSchedule(_ChangeBase):
+class ClearSchedule(_FieldChange):
     field: ClassVar[ServiceField] = ServiceField.SCHEDULE
     kind: Literal["clear-schedule"] = "clear-schedule"
 
 
-class Stop(_ChangeBase):
+class Stop(_FieldChange):
     field: ClassVar[ServiceField] = ServiceField.STOP
     kind: Literal["stop"] = "stop"
 
 
-class Resume(_ChangeBase):
+class Resume(_FieldChange):
     field: ClassVar[ServiceField] = ServiceField.RESUME
     kind: Literal["resume"] = "resume"
 
 
-Change = Annotated[
+FieldChange = Annotated[
     Scale | SetRateLimit | ClearRateLimit | SetSchedule | ClearSchedule | Stop | Resume,
     Field(discriminator="kind"),
 ]
 """One planned change to one field of one service."""
+
+
+class Combined(_ChangeBase):
+    """Changes to several fields of one service that one call makes together (see
+    `Capabilities.one_call`): one write, which the ledger records as changing each field."""
+
+    kind: Literal["combined"] = "combined"
+    parts: tuple[FieldChange, ...] = Field(min_length=2)
+
+    @property
+    def fields(self) -> tuple[ServiceField, ...]:
+        return tuple(part.field for part in self.parts)
+
+
+def combine(parts: tuple[FieldChange, ...]) -> Combined:
+    """One write for `parts` (changes to distinct fields of one service)."""
+    if len({part.service_id for part in parts}) != 1:
+        raise ValueError("a combined change acts on one service")
+    if len({part.field for part in parts}) != len(parts):
+        raise ValueError("a combined change changes each field once")
+    return Combined(
+        service_id=parts[0].service_id,
+        reason="; ".join(part.reason or part.kind for part in parts),
+        parts=parts,
+    )
+
+
+Change = Annotated[
+    Scale | SetRateLimit | ClearRateLimit | SetSchedule | ClearSchedule | Stop | Resume | Combined,
+    Field(discriminator="kind"),
+]
+"""One planned write: a change to one field, or to several fields in one call."""
 
 
 class ApplyResult(_Frozen):

@@ -15,7 +15,9 @@ JsonDict = dict[str, Any]
 
 def _change(change: Change) -> JsonDict:
     data: JsonDict = change.model_dump(mode="json", by_alias=True)
-    data["field"] = change.field.value
+    # A combined write (one TI-ONE PartialConfig for the RPS limit and the schedule) changes
+    # several fields: "rateLimit, schedule".
+    data["field"] = ", ".join(field.value for field in change.fields)
     return data
 
 

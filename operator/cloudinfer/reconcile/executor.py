@@ -17,7 +17,7 @@ from cloudinfer.api.conditions import Reason
 from cloudinfer.cloud.errors import CloudError, ThrottledError
 from cloudinfer.cloud.model import Change, ObservedService
 from cloudinfer.reconcile.kube_access import KubeAccess
-from cloudinfer.reconcile.ledger import LedgerEntry, target_of
+from cloudinfer.reconcile.ledger import LedgerEntry, describe, entry_of
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.observer import Snapshot
 from cloudinfer.reconcile.outcomes import Outcome, error_message, outcome_of
@@ -80,7 +80,7 @@ class WriteOutcome:
 
     @property
     def message(self) -> str:
-        described = f"{self.change.kind}: {self.change.reason}"
+        described = describe(self.change)
         return described if self.error is None else f"{described}: {error_message(self.error)}"
 
 
@@ -116,7 +116,7 @@ class WriteExecutor:
         if snapshot.provider is None or snapshot.config is None:
             raise ValueError("the snapshot has no provider: the account was never observed")
         warnings = warnings or Warnings(self._kube, body)
-        described = f"{change.kind}: {change.reason}"
+        described = describe(change)
         in_flight = self._metrics.writes_in_flight.labels(observed.cloud.value)
         in_flight.inc()
         try:
@@ -152,9 +152,8 @@ class WriteExecutor:
             f"{result.call} {described}{note} (request {result.request_id or 'n/a'})",
         )  # fmt: skip
         warnings.clear()
-        entry = LedgerEntry(
-            at=now, field=change.field, kind=change.kind, target=target_of(change),
-            action=result.call, why=change.reason, note=result.note,
+        entry = entry_of(
+            change, at=now, action=result.call, why=change.reason, note=result.note,
             request_id=result.request_id, generation=_generation(body), account=snapshot.account,
         )  # fmt: skip
         return WriteOutcome(change, entry)
@@ -172,7 +171,7 @@ class WriteExecutor:
         now = _now()
         cloud = observed.cloud.value
         outcome = outcome_of(err)
-        described = f"{change.kind}: {change.reason}"
+        described = describe(change)
         name = resource_name(body)
         self._metrics.cloud_calls.labels(cloud, err.action or change.kind, "error").inc()
         if isinstance(err, ThrottledError):
@@ -186,9 +185,8 @@ class WriteExecutor:
                    "request_id": err.request_id, "reason": str(outcome.reason),
                    "retry": str(outcome.retry)},
         )  # fmt: skip
-        return LedgerEntry(
-            at=now, field=change.field, kind=change.kind, target=target_of(change),
-            succeeded=False, action=err.action or change.kind, why=change.reason,
+        return entry_of(
+            change, at=now, succeeded=False, action=err.action or change.kind, why=change.reason,
             request_id=err.request_id, error_class=err.reason, error=error_message(err),
             generation=_generation(body), account=snapshot.account, retry_at=retry_at,
         )  # fmt: skip

@@ -7,6 +7,11 @@ entries as data (the duplicate-write guard, the retry and hold policy); the huma
 text is written from them and never read back. The ledger lives in status, so it survives
 an operator restart.
 
+One call may change several fields (a TI-ONE PartialConfig sets the RPS limit and the
+scheduled stop together): its entry names the first in `field`/`kind` and every one in
+`kinds`; the guards read it as a write of each of those fields. Entries without `kinds`
+(every entry before that, and any single-field write) change one field.
+
 Journals written before the ledger was typed (human text only) are read once by
 `legacy_entry` and written back in the typed form at the next status write.
 """
@@ -22,6 +27,7 @@ from typing import Any
 from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES
 from cloudinfer.cloud.model import (
     Change,
+    Combined,
     Scale,
     ServiceField,
     SetRateLimit,
@@ -53,6 +59,17 @@ class Target:
     """PerInstance or PerService, as in the spec."""
     stop_at: datetime.datetime | None = None
 
+    def of(self, target: ServiceField) -> Target:
+        """Only the part of this value that belongs to `target` (a write of several fields
+        holds each field's value)."""
+        if target is ServiceField.REPLICAS:
+            return Target(replicas=self.replicas)
+        if target is ServiceField.RATE_LIMIT:
+            return Target(requests_per_second=self.requests_per_second, scope=self.scope)
+        if target is ServiceField.SCHEDULE:
+            return Target(stop_at=self.stop_at)
+        return Target()
+
 
 @dataclass(frozen=True)
 class LedgerEntry:
@@ -61,6 +78,7 @@ class LedgerEntry:
     at: datetime.datetime
     """When the call returned (the duplicate-write guard compares it with observations)."""
     field: ServiceField
+    """The (first) field written."""
     kind: str
     """The change's kind: scale, set-rate-limit, clear-rate-limit, set-schedule, ..."""
     target: Target = dataclasses.field(default_factory=Target)
@@ -83,15 +101,69 @@ class LedgerEntry:
     resourceVersion): a hold lasts only while it is the same."""
     retry_at: datetime.datetime | None = None
     """For a refusal to retry: not before this instant."""
+    also: tuple[str, ...] = ()
+    """The kinds of the other fields the same call changed, if it changed several."""
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.kind, *self.also)
+
+    @property
+    def fields(self) -> tuple[ServiceField, ...]:
+        """Every field the call changed."""
+        return (self.field, *(FIELD_BY_KIND[kind] for kind in self.also))
+
+    def wrote(self, target: ServiceField) -> bool:
+        return target in self.fields
+
+    def kind_of(self, target: ServiceField) -> str | None:
+        """The kind of change the call made to `target`; None if it did not write it."""
+        return next((k for k in self.kinds if FIELD_BY_KIND[k] is target), None)
 
     @property
     def change(self) -> str:
         """The human text of status.journal[].change. Written, never parsed."""
         note = f" ({self.note})" if self.note else ""
-        return f"{self.kind}: {self.why}{note}"
+        return f"{_label(self.kinds)}: {self.why}{note}"
+
+
+def entry_of(change: Change, *, at: datetime.datetime, **details: Any) -> LedgerEntry:  # noqa: ANN401
+    """The ledger entry of the call that made `change` (`details`: the other fields)."""
+    kinds = kinds_of(change)
+    return LedgerEntry(
+        at=at,
+        field=change.fields[0],
+        kind=kinds[0],
+        also=kinds[1:],
+        target=target_of(change),
+        **details,
+    )
+
+
+def describe(change: Change) -> str:
+    """A write for people: its kinds and the planner's reason."""
+    return f"{_label(kinds_of(change))}: {change.reason}"
+
+
+def _label(kinds: tuple[str, ...]) -> str:
+    return " + ".join(kinds)
+
+
+def kinds_of(change: Change) -> tuple[str, ...]:
+    """The kind of each field change a write makes, in order."""
+    if isinstance(change, Combined):
+        return tuple(part.kind for part in change.parts)
+    return (change.kind,)
 
 
 def target_of(change: Change) -> Target:
+    if isinstance(change, Combined):
+        merged: dict[str, Any] = {}
+        for part in change.parts:
+            merged.update(
+                {k: v for k, v in dataclasses.asdict(target_of(part)).items() if v is not None}
+            )
+        return Target(**merged)
     if isinstance(change, Scale):
         return Target(replicas=change.replicas)
     if isinstance(change, SetRateLimit):
@@ -123,6 +195,8 @@ def to_status(entry: LedgerEntry) -> JsonDict:
         "field": entry.field.value,
         "kind": entry.kind,
     }
+    if entry.also:
+        raw["kinds"] = list(entry.kinds)
     target = _target_to_status(entry.target)
     optional: JsonDict = {
         "target": target or None,
@@ -160,7 +234,8 @@ def from_status(raw: Mapping[str, Any]) -> LedgerEntry | None:
         return legacy_entry(raw)
     at = _time(raw.get("time"))
     kind = str(raw.get("kind"))
-    if at is None or kind not in FIELD_BY_KIND:
+    kinds = tuple(str(k) for k in raw.get("kinds") or [kind])
+    if at is None or kinds[0] != kind or not all(k in FIELD_BY_KIND for k in kinds):
         return None
     target = raw.get("target") or {}
     stop_at = _time(target["stopAt"]) if "stopAt" in target else None
@@ -176,20 +251,21 @@ def from_status(raw: Mapping[str, Any]) -> LedgerEntry | None:
         ),
         succeeded=raw.get("result") == "Succeeded",
         action=str(raw.get("action", "")),
-        why=_why(str(raw.get("change", "")), kind),
+        why=_why(str(raw.get("change", "")), kinds),
         request_id=raw.get("requestId"),
         error_class=raw.get("errorClass"),
         error=raw.get("error"),
         generation=raw.get("generation"),
         account=raw.get("account"),
         retry_at=_time(raw["retryAt"]) if "retryAt" in raw else None,
+        also=kinds[1:],
     )
 
 
-def _why(change: str, kind: str) -> str:
+def _why(change: str, kinds: tuple[str, ...]) -> str:
     """The reason text back from a stored change text, so that an entry written back is
     unchanged. Only for showing it again: no decision reads it."""
-    return change.removeprefix(f"{kind}: ")
+    return change.removeprefix(f"{_label(kinds)}: ")
 
 
 def legacy_entry(raw: Mapping[str, Any]) -> LedgerEntry | None:
@@ -212,7 +288,7 @@ def legacy_entry(raw: Mapping[str, Any]) -> LedgerEntry | None:
         target=Target(stop_at=stop_at),
         succeeded=succeeded,
         action=str(raw.get("action", "")),
-        why=_why(change, kind),
+        why=_why(change, (kind,)),
         request_id=raw.get("requestId"),
         retry_at=None if succeeded else at + LEGACY_RETRY_DELAY,
     )
@@ -230,7 +306,9 @@ def bounded(entries: Sequence[LedgerEntry]) -> tuple[LedgerEntry, ...]:
     read (five fields, so the bound always leaves room for them)."""
     if len(entries) <= JOURNAL_MAX_ENTRIES:
         return tuple(entries)
-    last_of_field = {entry.field: index for index, entry in enumerate(entries)}
+    last_of_field = {
+        written: index for index, entry in enumerate(entries) for written in entry.fields
+    }
     keep = set(last_of_field.values())
     for index in range(len(entries) - 1, -1, -1):
         if len(keep) >= JOURNAL_MAX_ENTRIES:
@@ -243,7 +321,7 @@ def refusals_in_a_row(entries: Sequence[LedgerEntry], target: ServiceField) -> i
     """How many of `target`'s latest writes were refused, since its last success."""
     count = 0
     for entry in reversed(entries):
-        if entry.field is target:
+        if entry.wrote(target):
             if entry.succeeded:
                 break
             count += 1

@@ -28,6 +28,7 @@ from cloudinfer.cloud.model import (
     ClearRateLimit,
     ClearSchedule,
     Cloud,
+    FieldChange,
     ObservedService,
     Phase,
     RateLimitScope,
@@ -38,6 +39,7 @@ from cloudinfer.cloud.model import (
     SetSchedule,
     Stop,
     Support,
+    combine,
 )
 from cloudinfer.reconcile.ledger import LedgerEntry, target_of
 from cloudinfer.reconcile.outcomes import HOLD_REASONS, Retry, outcome_named
@@ -123,7 +125,7 @@ def _fmt_rate(rps: float | None, scope: RateLimitScope | None) -> str:
 
 
 def _last_write(inputs: PlanInput, target: ServiceField) -> LedgerEntry | None:
-    writes = [w for w in inputs.recent_writes if w.field is target]
+    writes = [w for w in inputs.recent_writes if w.wrote(target)]
     return max(writes, key=lambda w: w.at) if writes else None
 
 
@@ -136,10 +138,11 @@ def backoff_until(inputs: PlanInput, target: ServiceField) -> datetime.datetime 
     return last.retry_at if last.retry_at > inputs.now else None
 
 
-def held(inputs: PlanInput, change: Change) -> LedgerEntry | None:
+def held(inputs: PlanInput, change: FieldChange) -> LedgerEntry | None:
     """The refusal that holds `change`: the field's last write was this very change (kind
     and target), refused for good (outcomes.Retry.HOLD) at this generation and account
-    fingerprint. Time plays no part: only a new generation or fingerprint lifts it."""
+    fingerprint. Time plays no part: only a new generation or fingerprint lifts it. A refused
+    write of several fields holds each of them: the cloud refused the call, not a field."""
     last = _last_write(inputs, change.field)
     if last is None or last.succeeded:
         return None
@@ -147,7 +150,8 @@ def held(inputs: PlanInput, change: Change) -> LedgerEntry | None:
         return None
     if (last.generation, last.account) != (inputs.generation, inputs.account):
         return None
-    if (last.kind, last.target) != (change.kind, target_of(change)):
+    written = (last.kind_of(change.field), last.target.of(change.field))
+    if written != (change.kind, target_of(change)):
         return None
     return last
 
@@ -156,7 +160,7 @@ def _is_in_flight(inputs: PlanInput, target: ServiceField) -> bool:
     if backoff_until(inputs, target) is not None:
         return True
     for write in inputs.recent_writes:
-        if write.field is not target or not write.succeeded:
+        if not write.wrote(target) or not write.succeeded:
             continue
         if write.at >= inputs.observed_at:
             return True  # not observed yet
@@ -177,7 +181,7 @@ def _operator_stopped_it(inputs: PlanInput) -> bool:
 
 @dataclass
 class _Draft:
-    changes: list[Change] = field(default_factory=list)
+    changes: list[FieldChange] = field(default_factory=list)
     drift: list[FieldDrift] = field(default_factory=list)
     blocked: list[Blocked] = field(default_factory=list)
     waiting: bool = False
@@ -189,7 +193,7 @@ class _Draft:
         self.blocked.append(Blocked(target, reason, f"{what} is {support.value} here: {why}"))
 
 
-def _admit(inputs: PlanInput, draft: _Draft, change: Change) -> None:
+def _admit(inputs: PlanInput, draft: _Draft, change: FieldChange) -> None:
     """Send `change`, unless the cloud refused it for good (held), or a write to its field
     is in flight or backing off (waiting)."""
     refusal = held(inputs, change)
@@ -326,14 +330,14 @@ def _scheduled_replicas(spec: InferenceServiceSpec, windows: WindowState | None)
     return spec.replicas
 
 
-def _plan_run_state(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | None:
+def _plan_run_state(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> FieldChange | None:
     """Step 2: stop or resume, unless the platform holds the service, the cloud is about to
     stop it itself, or someone else stopped it. Returns the change wanted (even if in flight)."""
     observed = inputs.observed
     caps, sid = observed.capabilities, observed.service_id
     is_stopped = observed.phase is Phase.STOPPED
     transitioning = observed.phase is Phase.TRANSITIONING
-    change: Change | None = None
+    change: FieldChange | None = None
     if observed.platform_stop:
         draft.blocked.append(
             Blocked(
@@ -367,7 +371,7 @@ def _plan_run_state(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Cha
     return change
 
 
-def _resume(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | None:
+def _resume(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> FieldChange | None:
     """A stopped service the spec wants running: started again only if the operator (or a
     window, which owns the rhythm) stopped it."""
     caps, sid = inputs.observed.capabilities, inputs.observed.service_id
@@ -376,7 +380,7 @@ def _resume(inputs: PlanInput, intent: _RunIntent, draft: _Draft) -> Change | No
     # A native one-shot stop the operator scheduled is the operator's stop too: moving
     # stopAt into the future (or removing it) starts the service again.
     scheduled_by_us = schedule is not None and any(
-        w.field is ServiceField.SCHEDULE
+        w.wrote(ServiceField.SCHEDULE)
         and w.succeeded
         and w.target.stop_at is not None
         and w.target.stop_at <= inputs.now
@@ -466,7 +470,7 @@ def _plan_rate_limit(inputs: PlanInput, draft: _Draft) -> None:
     if observed.phase is Phase.TRANSITIONING:
         draft.waiting = True
         return
-    change: Change
+    change: FieldChange
     if want_rps is None:
         change = ClearRateLimit(service_id=sid, reason="rate limit -> unlimited")
     else:
@@ -508,7 +512,7 @@ def _plan_schedule(
     if observed.phase is Phase.TRANSITIONING:
         draft.waiting = True
         return
-    change: Change
+    change: FieldChange
     if native_stop_at is None:
         change = ClearSchedule(service_id=sid, reason="scheduled stop -> none")
     else:
@@ -546,6 +550,22 @@ def _with_schedule(the_plan: Plan, intent: _RunIntent) -> Plan:
     )
 
 
+def one_call_per_group(changes: tuple[FieldChange, ...], caps: Capabilities) -> tuple[Change, ...]:
+    """The writes for `changes`: the changes to fields one call can carry together
+    (`caps.one_call`) become one `Combined` write, in the place of the first of them; every
+    other change stays a write of its own. Each part was admitted on its own (`_admit`), so
+    the duplicate guard and the holds have already been applied field by field."""
+    writes: list[Change | tuple[FieldChange, ...]] = list(changes)
+    for group in caps.one_call:
+        together = tuple(c for c in changes if c.field in group)
+        if len(together) < 2:
+            continue
+        first = writes.index(together[0])
+        writes = [w for w in writes if w not in together]
+        writes.insert(first, together)
+    return tuple(combine(w) if isinstance(w, tuple) else w for w in writes)
+
+
 def _invalid(inputs: PlanInput, message: str) -> Plan:
     return Plan(
         changes=(),
@@ -567,7 +587,7 @@ def _finish(
     next_transition: Transition | None,
 ) -> Plan:
     spec = inputs.spec
-    proposed = tuple(draft.changes)
+    proposed = one_call_per_group(tuple(draft.changes), inputs.observed.capabilities)
     observe_only = spec.policy.mode == "ObserveOnly"
     changes: tuple[Change, ...] = () if (observe_only or inputs.paused) else proposed
     backing_off: list[LedgerEntry] = []

@@ -291,7 +291,9 @@ class ServiceReconciler:
         for change in the_plan.changes:
             outcome = await self.runtime.executor.execute(
                 self.body, scene.snapshot, scene.observed, change,
-                refusals_in_a_row=ledger.refusals_in_a_row(journal, change.field),
+                refusals_in_a_row=max(
+                    ledger.refusals_in_a_row(journal, written) for written in change.fields
+                ),
                 warnings=self._warnings,
             )  # fmt: skip
             entries.append(outcome.entry)

@@ -33,6 +33,7 @@ from cloudinfer.cloud.model import (
     Capabilities,
     Change,
     Cloud,
+    Combined,
     ObservedService,
     Scale,
     Stop,
@@ -142,6 +143,10 @@ class BaiduProvider:
             reply = await self._call(account, limits.DEACTIVATE_SERVICE, {"serviceId": sid})
             return ApplyResult(
                 change=change, call=limits.DEACTIVATE_SERVICE, request_id=reply.request_id
+            )
+        if isinstance(change, Combined):
+            raise UnsupportedActionError(
+                f"{sid}: Qianfan has no call that changes several fields", cloud=CLOUD
             )
         note = CAPABILITIES.notes.get(change.field, f"{change.kind} is not supported")
         raise UnsupportedActionError(f"{sid}: {note}", cloud=CLOUD, action=change.kind)

@@ -45,6 +45,8 @@ CAPABILITIES: Final = Capabilities(
     schedule=Support.NATIVE,
     stop=Support.NATIVE,
     resume=Support.NATIVE,
+    # One ModifyModelServicePartialConfig takes both (docs/clouds/tencent-tione.md#writing-changes).
+    one_call=(frozenset({ServiceField.RATE_LIMIT, ServiceField.SCHEDULE}),),
 )
 
 FALLBACK_CAPABILITIES: Final = CAPABILITIES.model_copy(

@@ -3,7 +3,8 @@
 
 - List: `DescribeModelServiceGroups` in pages of 100 (its maximum); each group carries its
   full `Services[]`, so one page observes up to 100 groups.
-- RPS limit and schedule: `ModifyModelServicePartialConfig` (incremental, no restart). If the
+- RPS limit and schedule: `ModifyModelServicePartialConfig` (incremental, no restart), both in
+  one call when both differ (a `Combined` change). If the
   account answers `InvalidAction`/`ActionOffline`, fall back to `ModifyModelService` with only
   those fields and remember that per account.
 - Replicas, stop, resume: `ModifyModelService` with `ServiceAction` SCALE/STOP/RESUME.
@@ -37,6 +38,8 @@ from cloudinfer.cloud.model import (
     ClearRateLimit,
     ClearSchedule,
     Cloud,
+    Combined,
+    FieldChange,
     ObservedService,
     RateLimitScope,
     Resume,
@@ -158,6 +161,11 @@ class TencentProvider:
             return await self._action(account, change, {"ServiceAction": "STOP"})
         if isinstance(change, Resume):
             return await self._action(account, change, {"ServiceAction": "RESUME"})
+        if isinstance(change, Combined):
+            fields: dict[str, Any] = {}
+            for part in change.parts:
+                fields.update(_partial_fields(part))
+            return await self._partial(account, change, fields)
         return await self._partial(account, change, _partial_fields(change))
 
     async def _action(
@@ -229,7 +237,7 @@ class TencentProvider:
         return Payload(reply.data, CLOUD, action, reply.request_id)
 
 
-def _partial_fields(change: Change) -> dict[str, Any]:
+def _partial_fields(change: FieldChange) -> dict[str, Any]:
     """The PartialConfig fields for a rate-limit or schedule change."""
     if isinstance(change, SetRateLimit):
         if change.scope is not RateLimitScope.PER_INSTANCE:
