@@ -243,21 +243,30 @@ class Cluster:
 
     def metrics_services(self, namespace: str | None) -> list[tuple[str, str]]:
         """(namespace, name) of the chart's metrics Services."""
-        if namespace is None:
-            found = self._call(
-                "list Services",
-                lambda: self.core.list_service_for_all_namespaces(
-                    label_selector=METRICS_SERVICE_LABELS, _request_timeout=TIMEOUT
-                ),
-            )
-        else:
-            found = self._call(
-                f"list Services in namespace {namespace}",
-                lambda: self.core.list_namespaced_service(
-                    namespace, label_selector=METRICS_SERVICE_LABELS, _request_timeout=TIMEOUT
-                ),
-            )
+        found = self._list_core(
+            "Services", namespace, METRICS_SERVICE_LABELS,
+            self.core.list_service_for_all_namespaces, self.core.list_namespaced_service,
+        )  # fmt: skip
         return sorted((s.metadata.namespace, s.metadata.name) for s in found.items)
+
+    def _list_core(
+        self,
+        kind: str,
+        namespace: str | None,
+        selector: str,
+        everywhere: Callable[..., T],
+        in_namespace: Callable[..., T],
+    ) -> T:
+        """A labelled list of a core kind, in one namespace or (None) all of them."""
+        if namespace is None:
+            return self._call(
+                f"list {kind}",
+                lambda: everywhere(label_selector=selector, _request_timeout=TIMEOUT),
+            )
+        return self._call(
+            f"list {kind} in namespace {namespace}",
+            lambda: in_namespace(namespace, label_selector=selector, _request_timeout=TIMEOUT),
+        )
 
     def proxy_metrics(self, namespace: str, service: str) -> str:
         """GET /metrics of a Service's `metrics` port through the apiserver's proxy."""
@@ -271,20 +280,10 @@ class Cluster:
 
     def operator_pods(self, namespace: str | None) -> list[tuple[str, bool]]:
         """(namespace/name, ready) of the pods the chart runs the operator in."""
-        if namespace is None:
-            found = self._call(
-                "list Pods",
-                lambda: self.core.list_pod_for_all_namespaces(
-                    label_selector=OPERATOR_NAME_LABEL, _request_timeout=TIMEOUT
-                ),
-            )
-        else:
-            found = self._call(
-                f"list Pods in namespace {namespace}",
-                lambda: self.core.list_namespaced_pod(
-                    namespace, label_selector=OPERATOR_NAME_LABEL, _request_timeout=TIMEOUT
-                ),
-            )
+        found = self._list_core(
+            "Pods", namespace, OPERATOR_NAME_LABEL,
+            self.core.list_pod_for_all_namespaces, self.core.list_namespaced_pod,
+        )  # fmt: skip
         pods = []
         for pod in found.items:
             conditions = (pod.status.conditions if pod.status else None) or []
