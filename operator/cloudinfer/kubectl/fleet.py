@@ -70,7 +70,8 @@ def report(
             row["lastObservation"] = (
                 datetime.datetime.fromtimestamp(last, datetime.UTC).isoformat() if last else None
             )
-            row["lastObservationAgeSeconds"] = round(now.timestamp() - last, 1) if last else None
+            # Aged at the scrape that reported it: `now` was read before the metrics were.
+            row["lastObservationAgeSeconds"] = round(sample.at - last, 1) if last else None
             row["pollIntervalSeconds"] = sample.poll_interval.get(key)
             row["rateBudgets"] = [
                 {"action": b.action, "limitPerSecond": b.limit, "allowedPerSecond": b.allowed,
