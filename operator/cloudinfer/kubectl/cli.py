@@ -167,7 +167,7 @@ def run_status(ctx: Context) -> None:
     services = ctx.cluster.list_all(SERVICES, namespace)
     accounts = ctx.cluster.list_all(ACCOUNTS, namespace)
     metrics = _metrics(ctx, max(0.0, ctx.args.sample_seconds))
-    data = fleet.report(accounts, services, metrics, ctx.now)
+    data = fleet.report(accounts, services, metrics)
     data["operator"] = _operator_block(metrics, ctx)
     _emit(ctx, data, lambda: fleet.text(data, ctx.paint))
 

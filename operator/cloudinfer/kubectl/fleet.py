@@ -29,7 +29,6 @@ def report(
     accounts: Sequence[Mapping[str, Any]],
     services: Sequence[Mapping[str, Any]],
     metrics: OperatorMetrics | None,
-    now: datetime.datetime,
 ) -> JsonDict:
     sample = metrics.sample if metrics else None
     by_state: Counter[tuple[str, str, str, str]] = Counter()
@@ -70,7 +69,7 @@ def report(
             row["lastObservation"] = (
                 datetime.datetime.fromtimestamp(last, datetime.UTC).isoformat() if last else None
             )
-            # Aged at the scrape that reported it: `now` was read before the metrics were.
+            # Aged at the scrape that reported it, not at the command's start.
             row["lastObservationAgeSeconds"] = round(sample.at - last, 1) if last else None
             row["pollIntervalSeconds"] = sample.poll_interval.get(key)
             row["rateBudgets"] = [
