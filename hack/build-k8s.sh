@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl, etcd and helm from Go
-# modules into a version-keyed cache outside the clone. Idempotent: a warm cache
-# is a no-op. Usage: hack/build-k8s.sh  (prints the bin dir on the last line)
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl,
+# etcd and helm from Go modules (one module graph: hack/k8s) into a version-keyed
+# cache outside the clone. Idempotent: only missing binaries are built.
+# Usage: hack/build-k8s.sh  (prints the bin dir on the last line)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,7 +17,7 @@ die() { printf '[build-k8s] ERROR: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null 2>&1 || die "go not found. Install Go >= 1.26 (https://go.dev/doc/install) or 'apt-get install golang'."
 
 all_present() {
-  for b in kube-apiserver kube-controller-manager kubectl etcd helm; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm; do
     [[ -x "$BIN/$b" ]] || return 1
   done
   [[ -f "$BIN/.complete" ]]
@@ -53,6 +54,9 @@ build_k8s etcd ./cmd/etcd
 build_k8s kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build_k8s kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 build_k8s kubectl k8s.io/kubernetes/cmd/kubectl
+# The node tier's kubelet and scheduler (tests/node).
+build_k8s kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+build_k8s kubelet k8s.io/kubernetes/cmd/kubelet
 
 if [[ ! -x "$BIN/helm" ]]; then
   log "building helm ($HELM_VERSION)"
