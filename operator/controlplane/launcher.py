@@ -3,6 +3,10 @@
 The same shape as controller-runtime's envtest, plus the controller manager so that
 garbage collection, namespace deletion and service-account tokens work. Used by the
 test suite, `make cluster`, the demo and the benchmarks.
+
+With `node=True` it is a single-node cluster (the node tier, tests/node): kube-scheduler,
+containerd and a kubelet join, and everything listens on the host side of a bridge the
+plane creates (controlplane.node), which pods on that bridge reach too.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import IO
 import httpx
 import yaml
 
+from controlplane import node as nodes
 from controlplane.certs import TinyCA, service_account_signer
 
 BIN_DIR_ENV = "CLOUDINFER_K8S_BIN"
@@ -46,6 +51,17 @@ CONTROLLERS = (
     "serviceaccount-controller",
     "serviceaccount-token-controller",
 )
+# What a node needs beyond those: node lifecycle (else the not-ready taint stays),
+# Deployments, and the kube-root-ca.crt ConfigMap that every pod mounts.
+NODE_CONTROLLERS = (
+    "node-lifecycle-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "root-ca-certificate-publisher-controller",
+    "disruption-controller",
+)
+NODE_READY_TIMEOUT_SECONDS = 120.0
+POD_TEARDOWN_TIMEOUT_SECONDS = 90.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -145,8 +161,16 @@ class ControlPlane:
         start_timeout: float = DEFAULT_START_TIMEOUT_SECONDS,
         die_with_parent: bool = True,
         apiserver_extra_args: tuple[str, ...] = (),
+        node_sandbox_image: str | None = None,
     ) -> None:
+        """`node_sandbox_image`: run a node too, with this (imported) pause image."""
         self.bin_dir = find_bin_dir(bin_dir)
+        self.node_sandbox_image = node_sandbox_image
+        self.with_node = node_sandbox_image is not None
+        # With a node, the pods on the bridge must reach the apiserver: it listens on the
+        # bridge's host-side address instead of loopback (both stay on this machine).
+        self.address = nodes.BRIDGE_ADDRESS if self.with_node else LOOPBACK
+        self.host_state: nodes.HostState | None = None
         self._owns_work_dir = work_dir is None
         self.work_dir = (
             Path(tempfile.mkdtemp(prefix="cloudinfer-cp-")) if work_dir is None else work_dir
@@ -166,7 +190,11 @@ class ControlPlane:
         self.etcd_peer_port = free_port()
         self.apiserver_port = free_port()
         self.controller_manager_port = free_port()
-        self.server_url = f"https://{LOOPBACK}:{self.apiserver_port}"
+        self.scheduler_port = free_port()
+        self.kubelet_healthz_port = free_port()
+        self.server_url = f"https://{self.address}:{self.apiserver_port}"
+        self.containerd_dir = self.work_dir / "containerd"
+        self.containerd_socket = self.containerd_dir / "containerd.sock"
         self.components: dict[str, Component] = {}
 
     # -- lifecycle -------------------------------------------------------------------
@@ -187,23 +215,36 @@ class ControlPlane:
         """Start every component and wait until each reports healthy."""
         for directory in (self.cert_dir, self.log_dir, self.etcd_data_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        if self.with_node:
+            problems = nodes.preflight_problems()
+            if problems:
+                raise ControlPlaneError("this host cannot run a node: " + "; ".join(problems))
+            self.host_state = nodes.HostState.record(self.work_dir)
         self._write_certificates()
         self._write_kubeconfig()
         try:
+            if self.with_node:
+                nodes.create_bridge()
             self._start("etcd", self._etcd_argv())
             self._wait_healthy("etcd", self._etcd_ready)
             self._start_apiserver()
             if self.with_controller_manager:
                 self._start("kube-controller-manager", self._controller_manager_argv())
                 self._wait_healthy("kube-controller-manager", self._controller_manager_ready)
+            if self.with_node:
+                self._start_node()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         """Stop components in reverse start order; safe to call more than once."""
+        if self.with_node:
+            self._stop_pods()
         for component in reversed(list(self.components.values())):
             component.stop()
+        if self.host_state is not None:
+            self.host_state.restore()
         if self._owns_work_dir:
             # Keep the logs of a failed run readable; drop the bulky etcd data.
             shutil.rmtree(self.etcd_data_dir, ignore_errors=True)
@@ -222,6 +263,119 @@ class ControlPlane:
         self._start("etcd", self._etcd_argv())
         self._wait_healthy("etcd", self._etcd_ready)
 
+    def import_image(self, archive: Path) -> None:
+        """Load a docker-archive into the node's containerd (images are never pulled)."""
+        self._ctr("images", "import", str(archive))
+
+    def _ctr(self, *args: str, check: bool = True) -> str:
+        result = subprocess.run(
+            ["ctr", "--address", str(self.containerd_socket), "--namespace", "k8s.io", *args],
+            capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise ControlPlaneError(f"ctr {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def _start_node(self) -> None:
+        assert self.node_sandbox_image is not None
+        self._start("kube-scheduler", self._scheduler_argv())
+        self._wait_healthy("kube-scheduler", self._scheduler_ready)
+        cni_conf_dir = self.work_dir / "cni" / "net.d"
+        cni_conf_dir.mkdir(parents=True, exist_ok=True)
+        (cni_conf_dir / "10-cloudinfer.conflist").write_text(
+            nodes.cni_config(self.work_dir / "cni" / "ipam")
+        )
+        self.containerd_dir.mkdir(parents=True, exist_ok=True)
+        config = self.containerd_dir / "config.toml"
+        config.write_text(
+            nodes.containerd_config(self.containerd_dir, cni_conf_dir, self.node_sandbox_image)
+        )
+        self._start("containerd", ["containerd", f"--config={config}"])
+        self._wait_healthy("containerd", self._containerd_ready)
+        kubelet_dir = self.work_dir / "kubelet"
+        kubelet_dir.mkdir(parents=True, exist_ok=True)
+        kubelet_config = kubelet_dir / "config.yaml"
+        kubelet_config.write_text(
+            yaml.safe_dump(
+                nodes.kubelet_config(
+                    kubelet_dir,
+                    self.containerd_socket,
+                    self.cert_dir / "client-ca.crt",
+                    self.kubelet_healthz_port,
+                )
+            )
+        )
+        self._start(
+            "kubelet",
+            [
+                str(self.bin_dir / "kubelet"),
+                f"--config={kubelet_config}",
+                f"--kubeconfig={self.work_dir / 'kubelet.kubeconfig'}",
+                f"--root-dir={kubelet_dir / 'root'}",
+                f"--cert-dir={kubelet_dir / 'pki'}",
+                f"--hostname-override={nodes.NODE_NAME}",
+                f"--node-ip={nodes.BRIDGE_ADDRESS}",
+            ],
+        )
+        self._wait_healthy("kubelet", self._node_ready, timeout=NODE_READY_TIMEOUT_SECONDS)
+
+    def _containerd_ready(self) -> bool:
+        probe = subprocess.run(
+            ["ctr", "--address", str(self.containerd_socket), "version"],
+            capture_output=True, check=False, timeout=10,
+        )  # fmt: skip
+        return probe.returncode == 0
+
+    def _node_ready(self) -> bool:
+        with self._admin_client() as client:
+            response = client.get(f"{self.server_url}/api/v1/nodes/{nodes.NODE_NAME}")
+            if response.status_code != 200:
+                return False
+            conditions = response.json().get("status", {}).get("conditions", [])
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def _scheduler_ready(self) -> bool:
+        url = f"https://{LOOPBACK}:{self.scheduler_port}/healthz"
+        return httpx.get(url, verify=False, timeout=2).status_code == 200  # noqa: S501
+
+    def _stop_pods(self) -> None:
+        """Let the kubelet tear its pods down (network, mounts) before it stops."""
+        kubelet = self.components.get("kubelet")
+        apiserver = self.components.get("kube-apiserver")
+        if kubelet and kubelet.running() and apiserver and apiserver.running():
+            try:
+                with self._admin_client() as client:
+                    client.patch(
+                        f"{self.server_url}/api/v1/nodes/{nodes.NODE_NAME}",
+                        json={"spec": {"unschedulable": True}},
+                        headers={"Content-Type": "application/strategic-merge-patch+json"},
+                    )
+                    namespaces = client.get(f"{self.server_url}/api/v1/namespaces").json()
+                    for item in namespaces.get("items", []):
+                        name = item["metadata"]["name"]
+                        client.request(
+                            "DELETE",
+                            f"{self.server_url}/api/v1/namespaces/{name}/pods",
+                            params={"gracePeriodSeconds": "0"},
+                        )
+                deadline = time.monotonic() + POD_TEARDOWN_TIMEOUT_SECONDS
+                while time.monotonic() < deadline and self._ctr("tasks", "ls", "-q", check=False):
+                    time.sleep(0.5)
+            except (httpx.HTTPError, ControlPlaneError):
+                pass
+        if kubelet is not None:
+            kubelet.stop()
+        containerd = self.components.get("containerd")
+        if containerd is not None and containerd.running():
+            # Whatever the kubelet did not stop (or if it was gone): kill it.
+            for task in self._ctr("tasks", "ls", "-q", check=False).split():
+                self._ctr("tasks", "kill", "--signal", "SIGKILL", task, check=False)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self._ctr("tasks", "ls", "-q", check=False):
+                for task in self._ctr("tasks", "ls", "-q", check=False).split():
+                    self._ctr("tasks", "delete", "--force", task, check=False)
+                time.sleep(0.2)
+
     def pids(self) -> dict[str, int]:
         return {name: c.process.pid for name, c in self.components.items() if c.process is not None}
 
@@ -236,9 +390,11 @@ class ControlPlane:
         self._start("kube-apiserver", self._apiserver_argv())
         self._wait_healthy("kube-apiserver", self._apiserver_ready)
 
-    def _wait_healthy(self, name: str, probe: Callable[[], bool]) -> None:
+    def _wait_healthy(
+        self, name: str, probe: Callable[[], bool], timeout: float | None = None
+    ) -> None:
         component = self.components[name]
-        deadline = time.monotonic() + self.start_timeout
+        deadline = time.monotonic() + (timeout or self.start_timeout)
         last_error = "no probe yet"
         while time.monotonic() < deadline:
             if not component.running():
@@ -286,8 +442,14 @@ class ControlPlane:
     def _write_certificates(self) -> None:
         serving_ca = TinyCA("cloudinfer-local-ca")
         client_ca = TinyCA("cloudinfer-client-ca")
-        serving = serving_ca.issue_serving([LOOPBACK, "localhost"])
+        serving = serving_ca.issue_serving(
+            [LOOPBACK, "localhost", *([nodes.BRIDGE_ADDRESS] if self.with_node else [])]
+        )
         admin = client_ca.issue_client("cloudinfer-admin", ("system:masters",))
+        node = client_ca.issue_client(f"system:node:{nodes.NODE_NAME}", ("system:nodes",))
+        kubelet_client = client_ca.issue_client(
+            "kube-apiserver-kubelet-client", ("system:masters",)
+        )
         sa_signer = service_account_signer()
         files = {
             "ca.crt": serving_ca.keypair.cert_pem,
@@ -298,6 +460,10 @@ class ControlPlane:
             "admin.key": admin.key_pem,
             "sa.crt": sa_signer.cert_pem,
             "sa.key": sa_signer.key_pem,
+            "node.crt": node.cert_pem,
+            "node.key": node.key_pem,
+            "kubelet-client.crt": kubelet_client.cert_pem,
+            "kubelet-client.key": kubelet_client.key_pem,
         }
         for name, data in files.items():
             path = self.cert_dir / name
@@ -305,10 +471,18 @@ class ControlPlane:
             path.chmod(0o600)
 
     def _write_kubeconfig(self) -> None:
+        self.kubeconfig.write_text(yaml.safe_dump(self._kubeconfig("admin")))
+        self.kubeconfig.chmod(0o600)
+        if self.with_node:
+            node_kubeconfig = self.work_dir / "kubelet.kubeconfig"
+            node_kubeconfig.write_text(yaml.safe_dump(self._kubeconfig("node")))
+            node_kubeconfig.chmod(0o600)
+
+    def _kubeconfig(self, user: str) -> dict[str, object]:
         def read(name: str) -> str:
             return base64.b64encode((self.cert_dir / name).read_bytes()).decode()
 
-        config = {
+        config: dict[str, object] = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
@@ -324,8 +498,8 @@ class ControlPlane:
                 {
                     "name": "cloudinfer-admin",
                     "user": {
-                        "client-certificate-data": read("admin.crt"),
-                        "client-key-data": read("admin.key"),
+                        "client-certificate-data": read(f"{user}.crt"),
+                        "client-key-data": read(f"{user}.key"),
                     },
                 }
             ],
@@ -337,8 +511,7 @@ class ControlPlane:
             ],
             "current-context": "cloudinfer-local",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config))
-        self.kubeconfig.chmod(0o600)
+        return config
 
     def _etcd_argv(self) -> list[str]:
         client_url = f"http://{LOOPBACK}:{self.etcd_port}"
@@ -362,14 +535,14 @@ class ControlPlane:
             str(self.bin_dir / "kube-apiserver"),
             f"--etcd-servers=http://{LOOPBACK}:{self.etcd_port}",
             f"--secure-port={self.apiserver_port}",
-            f"--bind-address={LOOPBACK}",
+            f"--bind-address={self.address}",
             # Without it the apiserver looks for a default route, which sandboxes lack.
-            f"--advertise-address={LOOPBACK}",
+            f"--advertise-address={self.address}",
             f"--cert-dir={certs}",
             f"--tls-cert-file={certs / 'apiserver.crt'}",
             f"--tls-private-key-file={certs / 'apiserver.key'}",
             f"--client-ca-file={certs / 'client-ca.crt'}",
-            "--authorization-mode=RBAC",
+            f"--authorization-mode={'Node,RBAC' if self.with_node else 'RBAC'}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             f"--service-account-issuer={self.server_url}/",
             f"--service-account-key-file={certs / 'sa.crt'}",
@@ -377,7 +550,30 @@ class ControlPlane:
             "--allow-privileged=true",
             # A loopback endpoint for `kubernetes` is rejected by validation anyway.
             "--endpoint-reconciler-type=none",
+            *(self._apiserver_node_args() if self.with_node else []),
             *self.apiserver_extra_args,
+        ]
+
+    def _apiserver_node_args(self) -> list[str]:
+        certs = self.cert_dir
+        return [
+            "--enable-admission-plugins=NodeRestriction",
+            # For logs and exec: dial the node's InternalIP, not its host name.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={certs / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={certs / 'kubelet-client.key'}",
+        ]
+
+    def _scheduler_argv(self) -> list[str]:
+        return [
+            str(self.bin_dir / "kube-scheduler"),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            f"--secure-port={self.scheduler_port}",
+            f"--bind-address={LOOPBACK}",
+            f"--cert-dir={self.work_dir / 'scheduler'}",
         ]
 
     def _controller_manager_argv(self) -> list[str]:
@@ -387,7 +583,7 @@ class ControlPlane:
             f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}",
             f"--authorization-kubeconfig={self.kubeconfig}",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(CONTROLLERS + (NODE_CONTROLLERS if self.with_node else ()))}",
             "--leader-elect=false",
             "--use-service-account-credentials=false",
             f"--secure-port={self.controller_manager_port}",
