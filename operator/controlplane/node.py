@@ -220,10 +220,8 @@ class HostState:
                     (p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
                 )
                 for d in [*dirs, top]:
-                    try:
+                    with contextlib.suppress(OSError):
                         d.rmdir()
-                    except OSError:
-                        pass
                 if not top.exists():
                     break
                 time.sleep(0.1)
