@@ -32,6 +32,9 @@ helm.sh/chart: {{ include "cloudinfer-operator.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: cloudinfer-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "cloudinfer-operator.serviceAccountName" -}}
@@ -47,8 +50,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if empty .Values.watchNamespaces }}true{{- end }}
 {{- end }}
 
+{{/* [REGISTRY/]REPOSITORY@DIGEST, or [REGISTRY/]REPOSITORY:TAG without a digest. */}}
 {{- define "cloudinfer-operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repository := .Values.image.repository }}
+{{- with .Values.image.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -115,5 +127,17 @@ watches some namespaces (these resources have no namespace).
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- end }}
+{{- end }}
+
+{{/*
+The peering priority as the flag expects it: "auto", or the integer in full. A values file
+gives YAML numbers as float64, which print as 1e+06.
+*/}}
+{{- define "cloudinfer-operator.priority" -}}
+{{- if kindIs "string" .Values.peering.priority }}
+{{- .Values.peering.priority }}
+{{- else }}
+{{- int64 .Values.peering.priority }}
 {{- end }}
 {{- end }}
