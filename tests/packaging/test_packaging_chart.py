@@ -196,6 +196,35 @@ def test_crds_are_not_templated_by_default(helm: Helm) -> None:
     assert by_kind(render(helm), "CustomResourceDefinition") == []
 
 
+def test_crds_enabled_false_renders_no_crds(helm: Helm) -> None:
+    objects = render(helm, "crds.templated=true", "crds.enabled=false")
+    assert by_kind(objects, "CustomResourceDefinition") == []
+    # The peering object stays: its CRD is someone else's to install.
+    assert "helm.sh/hook" not in one(objects, "ClusterKopfPeering")["metadata"].get(
+        "annotations", {}
+    )
+
+
+def test_crds_keep_false_drops_the_keep_annotation(helm: Helm) -> None:
+    for crd in by_kind(
+        render(helm, "crds.templated=true", "crds.keep=false"), "CustomResourceDefinition"
+    ):
+        assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+
+
+def test_templated_crds_make_the_peering_object_a_post_install_hook(helm: Helm) -> None:
+    """helm template cannot look the CRD up, so it renders what a fresh cluster gets: the
+    peering object after the CRDs, owned by the release for the next upgrade to adopt."""
+    peering = one(render(helm, "crds.templated=true"), "ClusterKopfPeering")
+    assert peering["metadata"]["annotations"] == {
+        "helm.sh/hook": "post-install,post-upgrade",
+        "helm.sh/hook-delete-policy": "before-hook-creation",
+        "meta.helm.sh/release-name": "cio",
+        "meta.helm.sh/release-namespace": "cio-system",
+    }
+    assert "annotations" not in one(render(helm), "ClusterKopfPeering")["metadata"]
+
+
 # -- Deployment -----------------------------------------------------------------------------
 
 
@@ -605,7 +634,9 @@ def test_metrics_port_zero_removes_port_and_service(helm: Helm) -> None:
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("peering.name=Not_A_Name", "/peering/name"),
         ("watchNamespace={a}", "watchNamespace"),
-        ("crds.keep=false", "/crds"),
+        ("crds.kept=false", "/crds"),
+        ("image.digest=latest", "/image/digest"),
+        ("extraArgs={}", "/extraArgs"),
     ],
 )
 def test_schema_rejects_bad_values(helm: Helm, value: str, complaint: str) -> None:

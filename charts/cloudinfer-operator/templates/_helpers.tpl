@@ -17,6 +17,20 @@
 {{- end }}
 {{- end }}
 
+{{/*
+The full name plus "-SUFFIX", still a DNS label of at most 63 characters (a Service name
+must be one): the full name is shortened, never the suffix. Call with (list $ "metrics").
+*/}}
+{{- define "cloudinfer-operator.suffixedName" -}}
+{{- $suffix := index . 1 }}
+{{- $base := include "cloudinfer-operator.fullname" (index . 0) | trunc (int (sub 62 (len $suffix))) | trimSuffix "-" }}
+{{- printf "%s-%s" $base $suffix }}
+{{- end }}
+
+{{- define "cloudinfer-operator.metricsServiceName" -}}
+{{- include "cloudinfer-operator.suffixedName" (list . "metrics") }}
+{{- end }}
+
 {{- define "cloudinfer-operator.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
