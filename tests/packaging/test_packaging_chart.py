@@ -196,6 +196,35 @@ def test_crds_are_not_templated_by_default(helm: Helm) -> None:
     assert by_kind(render(helm), "CustomResourceDefinition") == []
 
 
+def test_crds_enabled_false_renders_no_crds(helm: Helm) -> None:
+    objects = render(helm, "crds.templated=true", "crds.enabled=false")
+    assert by_kind(objects, "CustomResourceDefinition") == []
+    # The peering object stays: its CRD is someone else's to install.
+    assert "helm.sh/hook" not in one(objects, "ClusterKopfPeering")["metadata"].get(
+        "annotations", {}
+    )
+
+
+def test_crds_keep_false_drops_the_keep_annotation(helm: Helm) -> None:
+    for crd in by_kind(
+        render(helm, "crds.templated=true", "crds.keep=false"), "CustomResourceDefinition"
+    ):
+        assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+
+
+def test_templated_crds_make_the_peering_object_a_post_install_hook(helm: Helm) -> None:
+    """helm template cannot look the CRD up, so it renders what a fresh cluster gets: the
+    peering object after the CRDs, owned by the release for the next upgrade to adopt."""
+    peering = one(render(helm, "crds.templated=true"), "ClusterKopfPeering")
+    assert peering["metadata"]["annotations"] == {
+        "helm.sh/hook": "post-install,post-upgrade",
+        "helm.sh/hook-delete-policy": "before-hook-creation",
+        "meta.helm.sh/release-name": "cio",
+        "meta.helm.sh/release-namespace": "cio-system",
+    }
+    assert "annotations" not in one(render(helm), "ClusterKopfPeering")["metadata"]
+
+
 # -- Deployment -----------------------------------------------------------------------------
 
 
@@ -338,8 +367,164 @@ def test_more_than_one_replica_needs_auto_priorities(helm: Helm) -> None:
     assert "Kopf peering pauses every operator that shares the highest priority" in result.stderr
     objects = render(helm, "replicaCount=2")
     assert one(objects, "Deployment")["spec"]["replicas"] == 2
-    assert one(objects, "Deployment")["spec"]["strategy"] == {"type": "RollingUpdate"}
+    # No old pod leaves before its replacement is ready: a peer keeps acting throughout.
+    assert one(objects, "Deployment")["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     assert "--priority=auto" in container(objects)["args"]
+
+
+def render_with_file(helm: Helm, tmp_path: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Render with a values file: YAML numbers arrive as float64, unlike --set's integers."""
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    out = helm(*template_args(), "-f", str(path)).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.mark.parametrize("priority", [1_000_000, -2_000_000_000, 7])
+def test_integer_priority_from_a_values_file_renders_exactly(
+    helm: Helm, tmp_path: Path, priority: int
+) -> None:
+    objects = render_with_file(helm, tmp_path, {"peering": {"priority": priority}})
+    args = container(objects)["args"]
+    assert f"--priority={priority}" in args, args
+    assert settings_from(args).priority == priority
+
+
+def test_metrics_port_equal_to_health_port_is_refused(helm: Helm) -> None:
+    result = helm(*template_args("metrics.port=8080"), check=False)
+    assert result.returncode != 0
+    assert "metrics.port and healthPort are both 8080" in result.stderr
+    result = helm(*template_args("healthPort=9090"), check=False)
+    assert "metrics.port and healthPort are both 9090" in result.stderr
+    # Metrics off: no second port, nothing to collide with.
+    assert container(render(helm, "metrics.port=0", "healthPort=9090"))["ports"] == [
+        {"name": "health", "containerPort": 9090, "protocol": "TCP"}
+    ]
+
+
+def test_extra_env_and_args_reach_the_container(helm: Helm) -> None:
+    operator = container(
+        render(
+            helm,
+            "extraEnv[0].name=HTTPS_PROXY",
+            "extraEnv[0].value=http://proxy:3128",
+            "extraArgs={--log-level=debug}",
+        )
+    )
+    assert operator["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
+    assert operator["args"] == [*DEFAULT_ARGS, "--log-level=debug"]
+    assert settings_from(operator["args"]).log_level == "debug", "the last flag wins"
+    assert "env" not in container(render(helm))
+
+
+def test_host_network_uses_the_cluster_dns(helm: Helm) -> None:
+    pod = one(render(helm, "hostNetwork=true"), "Deployment")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    default = one(render(helm), "Deployment")["spec"]["template"]["spec"]
+    assert "hostNetwork" not in default and "dnsPolicy" not in default
+
+
+def test_security_contexts_are_overridable(helm: Helm) -> None:
+    """OpenShift: null removes the fixed IDs so the platform assigns them."""
+    objects = render(
+        helm,
+        "podSecurityContext.runAsUser=null",
+        "podSecurityContext.runAsGroup=null",
+        "podSecurityContext.fsGroup=null",
+        "securityContext.readOnlyRootFilesystem=false",
+    )
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    ctx = container(objects)["securityContext"]
+    assert ctx["readOnlyRootFilesystem"] is False
+    assert ctx["capabilities"] == {"drop": ["ALL"]}, "the other defaults stay"
+
+
+@pytest.mark.parametrize(
+    ("values", "image"),
+    [
+        (["image.tag=0.2.0"], "ghcr.io/cloudinfer/cloudinfer-operator:0.2.0"),
+        (
+            ["image.registry=mirror.example.com:5000/", "image.repository=cloudinfer/op"],
+            "mirror.example.com:5000/cloudinfer/op:0.1.0",
+        ),
+        (
+            ["image.tag=ignored", f"image.digest=sha256:{'ab' * 32}"],
+            f"ghcr.io/cloudinfer/cloudinfer-operator@sha256:{'ab' * 32}",
+        ),
+    ],
+)
+def test_image_registry_tag_and_digest(helm: Helm, values: list[str], image: str) -> None:
+    assert container(render(helm, *values))["image"] == image
+
+
+def test_extra_volumes_and_mounts(helm: Helm) -> None:
+    objects = render(
+        helm,
+        "extraVolumes[0].name=ca",
+        "extraVolumes[0].configMap.name=corp-ca",
+        "extraVolumeMounts[0].name=ca",
+        "extraVolumeMounts[0].mountPath=/etc/corp-ca",
+        "extraVolumeMounts[0].readOnly=true",
+    )
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+    assert {"name": "ca", "mountPath": "/etc/corp-ca", "readOnly": True} in container(objects)[
+        "volumeMounts"
+    ]
+
+
+def test_topology_spread_defaults_to_this_release_pods(helm: Helm) -> None:
+    objects = render(
+        helm,
+        "replicaCount=2",
+        "topologySpreadConstraints[0].maxSkew=1",
+        "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+        "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+        "topologySpreadConstraints[1].maxSkew=2",
+        "topologySpreadConstraints[1].topologyKey=kubernetes.io/hostname",
+        "topologySpreadConstraints[1].whenUnsatisfiable=DoNotSchedule",
+        "topologySpreadConstraints[1].labelSelector.matchLabels.own=yes",
+    )
+    deployment = one(objects, "Deployment")
+    first, second = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert first["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert first["topologyKey"] == "topology.kubernetes.io/zone"
+    assert second["labelSelector"] == {"matchLabels": {"own": "yes"}}
+    assert (
+        "topologySpreadConstraints"
+        not in one(render(helm), "Deployment")["spec"]["template"]["spec"]
+    )
+
+
+def test_revision_history_limit(helm: Helm) -> None:
+    assert one(render(helm), "Deployment")["spec"]["revisionHistoryLimit"] == 10
+    deployment = one(render(helm, "revisionHistoryLimit=2"), "Deployment")
+    assert deployment["spec"]["revisionHistoryLimit"] == 2
+
+
+def test_common_labels_are_on_every_object(helm: Helm) -> None:
+    objects = render(
+        helm,
+        "commonLabels.team=ml",
+        "crds.templated=true",
+        "serviceMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+        "grafanaDashboard.enabled=true",
+        "replicaCount=2",
+    )
+    assert len({o["kind"] for o in objects}) >= 10
+    for obj in objects:
+        assert obj["metadata"]["labels"]["team"] == "ml", obj["kind"]
+    pod = one(objects, "Deployment")["spec"]["template"]
+    assert pod["metadata"]["labels"]["team"] == "ml"
 
 
 # -- RBAC -----------------------------------------------------------------------------------
@@ -449,7 +634,9 @@ def test_metrics_port_zero_removes_port_and_service(helm: Helm) -> None:
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("peering.name=Not_A_Name", "/peering/name"),
         ("watchNamespace={a}", "watchNamespace"),
-        ("crds.keep=false", "/crds"),
+        ("crds.kept=false", "/crds"),
+        ("image.digest=latest", "/image/digest"),
+        ("extraArgs={}", "/extraArgs"),
     ],
 )
 def test_schema_rejects_bad_values(helm: Helm, value: str, complaint: str) -> None:

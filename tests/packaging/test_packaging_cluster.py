@@ -205,6 +205,84 @@ def test_plain_yaml_install_on_a_fresh_cluster(fresh_cluster: Cluster) -> None:
     kubectl("apply", "--server-side", "-f", str(DEPLOY / "install.yaml"))
 
 
+@pytest.fixture
+def empty_cluster(bin_dir: Path, tmp_path: Path) -> Iterator[Cluster]:
+    """A control plane of this test's own, without any CRD."""
+    with ControlPlane(bin_dir=bin_dir, work_dir=tmp_path / "plane") as plane:
+        yield Cluster(plane.kubeconfig, bin_dir, plane)
+
+
+@pytest.mark.parametrize(
+    ("values", "peering"),
+    [
+        pytest.param([], ("clusterkopfpeering", []), id="all-namespaces"),
+        pytest.param(
+            ["watchNamespaces={team-a}"], ("kopfpeering", ["-n", "team-a"]), id="namespaced"
+        ),
+    ],
+)
+def test_templated_crds_install_with_skip_crds_on_a_fresh_cluster(
+    empty_cluster: Cluster, helm: Helm, values: list[str], peering: tuple[str, list[str]]
+) -> None:
+    """The documented path: --skip-crds with crds.templated=true. Helm maps every object
+    before creating any, so the peering object cannot be in the same batch as its CRD."""
+    kubectl, kube = empty_cluster.kubectl, {"kubeconfig": empty_cluster.kubeconfig}
+    assert kubectl("get", "crd", "-o", "name").stdout == ""
+    kubectl("create", "namespace", "cio")
+    kubectl("create", "namespace", "team-a")
+    sets = [word for value in ["crds.templated=true", *values] for word in ("--set", value)]
+    helm("install", "cio", str(CHART), "-n", "cio", "--skip-crds", *sets, **kube)
+    kind, scope = peering
+    kubectl("get", kind, "cloudinfer-operator", *scope)
+    for crd in ("inferenceservices.cloudinfer.dev", "clusterkopfpeerings.kopf.dev"):
+        annotations = json.loads(kubectl("get", "crd", crd, "-o", "json").stdout)["metadata"][
+            "annotations"
+        ]
+        assert annotations["helm.sh/resource-policy"] == "keep"
+        assert annotations["meta.helm.sh/release-name"] == "cio"
+    # The next upgrade finds the CRDs and takes the peering object into the release...
+    helm("upgrade", "cio", str(CHART), "-n", "cio", *sets, **kube)
+    manifest = helm("get", "manifest", "cio", "-n", "cio", **kube).stdout
+    kinds = [d["kind"] for d in docs_of(manifest)]
+    assert kinds.count("ClusterKopfPeering" if kind == "clusterkopfpeering" else "KopfPeering") == 1
+    # ...so uninstalling deletes it, and keeps the CRDs.
+    helm("uninstall", "cio", "-n", "cio", "--wait", **kube)
+    assert kubectl("get", kind, "cloudinfer-operator", *scope, check=False).returncode != 0
+    kubectl("get", "crd", "inferenceservices.cloudinfer.dev", "kopfpeerings.kopf.dev")
+
+
+def test_longest_release_name_installs(
+    cluster: Cluster, chart_crds: None, helm: Helm, namespace: str, extra_namespace: str
+) -> None:
+    """Helm allows 53 characters; every name the chart derives stays a valid DNS label."""
+    release = f"r{uuid.uuid4().hex[:9]}{'x' * 43}"
+    assert len(release) == 53
+    kube = {"kubeconfig": cluster.kubeconfig}
+    values = [
+        f"watchNamespaces={{{extra_namespace}}}",
+        f"peering.name=p-{release[:10]}",
+        "grafanaDashboard.enabled=true",
+    ]
+    sets = [word for value in values for word in ("--set", value)]
+    helm("install", release, str(CHART), "-n", namespace, *sets, **kube)
+    try:
+        manifest = helm("get", "manifest", release, "-n", namespace, **kube).stdout
+        objects = docs_of(manifest)
+        assert {"Service", "Deployment", "ClusterRole", "Role", "ConfigMap"} <= {
+            o["kind"] for o in objects
+        }
+        for obj in objects:
+            meta = obj["metadata"]
+            assert len(meta["name"]) <= 63, meta["name"]
+            assert all(len(v) <= 63 for v in meta.get("labels", {}).values()), meta["labels"]
+            scope = ["-n", meta["namespace"]] if "namespace" in meta else []
+            cluster.kubectl("get", obj["kind"], meta["name"], *scope)
+        service = one(objects, "Service")["metadata"]["name"]
+        assert service.endswith("-metrics")
+    finally:
+        helm("uninstall", release, "-n", namespace, "--wait", **kube)
+
+
 def test_argocd_cm_snippet_merges_into_an_existing_config_map(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:

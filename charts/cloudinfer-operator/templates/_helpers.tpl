@@ -17,6 +17,20 @@
 {{- end }}
 {{- end }}
 
+{{/*
+The full name plus "-SUFFIX", still a DNS label of at most 63 characters (a Service name
+must be one): the full name is shortened, never the suffix. Call with (list $ "metrics").
+*/}}
+{{- define "cloudinfer-operator.suffixedName" -}}
+{{- $suffix := index . 1 }}
+{{- $base := include "cloudinfer-operator.fullname" (index . 0) | trunc (int (sub 62 (len $suffix))) | trimSuffix "-" }}
+{{- printf "%s-%s" $base $suffix }}
+{{- end }}
+
+{{- define "cloudinfer-operator.metricsServiceName" -}}
+{{- include "cloudinfer-operator.suffixedName" (list . "metrics") }}
+{{- end }}
+
 {{- define "cloudinfer-operator.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -32,6 +46,9 @@ helm.sh/chart: {{ include "cloudinfer-operator.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: cloudinfer-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "cloudinfer-operator.serviceAccountName" -}}
@@ -47,8 +64,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if empty .Values.watchNamespaces }}true{{- end }}
 {{- end }}
 
+{{/* [REGISTRY/]REPOSITORY@DIGEST, or [REGISTRY/]REPOSITORY:TAG without a digest. */}}
 {{- define "cloudinfer-operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repository := .Values.image.repository }}
+{{- with .Values.image.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -115,5 +141,17 @@ watches some namespaces (these resources have no namespace).
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- end }}
+{{- end }}
+
+{{/*
+The peering priority as the flag expects it: "auto", or the integer in full. A values file
+gives YAML numbers as float64, which print as 1e+06.
+*/}}
+{{- define "cloudinfer-operator.priority" -}}
+{{- if kindIs "string" .Values.peering.priority }}
+{{- .Values.peering.priority }}
+{{- else }}
+{{- int64 .Values.peering.priority }}
 {{- end }}
 {{- end }}
