@@ -25,7 +25,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONNOUSERSITE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    USER=cloudinfer
 COPY constraints.txt /tmp/constraints.txt
 # Only the wheels directory is taken from the build stage: no compiler, no source tree.
 # --no-index: the install cannot reach PyPI, so it uses exactly the wheels built above.
@@ -34,7 +35,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
         -c /tmp/constraints.txt /wheels/cloudinfer_operator-*.whl \
     && rm /tmp/constraints.txt
 # 65532 is the conventional "nonroot" UID/GID (as in distroless); numeric so the kubelet
-# can verify runAsNonRoot without an /etc/passwd entry.
+# can verify runAsNonRoot without an /etc/passwd entry. Kopf names its peering identity
+# after getpass.getuser(), which fails for a UID without an entry (this one, or the random
+# UID OpenShift assigns) unless USER is set: hence USER above.
 USER 65532:65532
 WORKDIR /tmp
 EXPOSE 8080 9090

@@ -116,7 +116,9 @@ if [[ ! -f "$OPERATOR_ARCHIVE" ]]; then
   for var in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST HTTPS_PROXY HTTP_PROXY NO_PROXY; do
     if [[ -n "${!var:-}" ]]; then build_args+=(--build-arg "$var=${!var}"); fi
   done
-  "${BUILDAH[@]}" bud --layers --pull-never --isolation chroot --network host \
+  # No --layers: buildah 1.28 cannot bind-mount (RUN --mount from=build) a stage that
+  # came whole from its layer cache. The image itself is cached by its inputs' key.
+  "${BUILDAH[@]}" bud --pull-never --isolation chroot --network host \
     --runtime "$(command -v runc)" "${volumes[@]}" "${build_args[@]}" \
     -t "$OPERATOR_IMAGE" -f "$ROOT/Dockerfile" "$ROOT" >&2
   save "$OPERATOR_IMAGE" "$OPERATOR_ARCHIVE"

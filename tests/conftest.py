@@ -21,9 +21,11 @@ from support import Cluster
 EXISTING_KUBECONFIG_ENV = "CLOUDINFER_KUBECONFIG"
 # The kind suite needs Docker; `make test-kind` sets CLOUDINFER_KIND=1 to collect it. The live
 # suite needs real cloud accounts; `make test-live` sets CLOUDINFER_LIVE=1. `make test` never
-# collects either.
+# collects either. The node tier (a real kubelet) runs in `make test-node`, which `make test`
+# runs after the rest: CLOUDINFER_NODE=1.
 collect_ignore = [
     *([] if os.environ.get("CLOUDINFER_KIND") == "1" else ["e2e_kind"]),
+    *([] if os.environ.get("CLOUDINFER_NODE") == "1" else ["node"]),
     *([] if os.environ.get("CLOUDINFER_LIVE") == "1" else ["live"]),
 ]
 
