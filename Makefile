@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP) ## create .venv with pinned dependencies
 
 .PHONY: k8s
-k8s: ## build kube-apiserver, controller-manager, kubectl, etcd and helm into ~/.cache/cloudinfer
+k8s: ## build kube-apiserver, controller-manager, scheduler, kubelet, kubectl, etcd and helm into ~/.cache/cloudinfer
 	@hack/build-k8s.sh
 
 .PHONY: prometheus
@@ -38,10 +38,27 @@ lint: $(STAMP) ## ruff, mypy --strict and import-linter
 	$(BIN)/lint-imports
 
 .PHONY: test
-test: $(STAMP) lint ## lint, then the whole suite against a real control plane and Prometheus
+test: $(STAMP) lint ## lint, the whole suite against a real control plane and Prometheus, then the node tier
 	@bin_dir="$$(hack/build-k8s.sh)" && prom_dir="$$(hack/build-prometheus.sh)" && \
 	  CLOUDINFER_K8S_BIN="$$bin_dir" CLOUDINFER_PROMETHEUS_BIN="$$prom_dir" \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-node
+
+# The node tier needs Linux and root. CLOUDINFER_SKIP_NODE=1 runs nothing and says so loudly.
+define NODE_SKIPPED
+echo; echo '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'; \
+echo '!!  THE NODE TIER DID NOT RUN (CLOUDINFER_SKIP_NODE=1).                       !!'; \
+echo '!!  The image, the Helm chart and deploy/install.yaml were NOT tried on a real   !!'; \
+echo '!!  kubelet. Run `make test-node` on Linux as root before trusting a release.  !!'; \
+echo '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'
+endef
+
+.PHONY: test-node
+test-node: $(STAMP) ## the node tier: the Dockerfile's image on a real kubelet + containerd (Linux, root)
+	@if [ "$(CLOUDINFER_SKIP_NODE)" = 1 ]; then $(NODE_SKIPPED); exit 0; fi; \
+	hack/check-node-host.sh && hack/install-node-deps.sh && \
+	bin_dir="$$(hack/build-k8s.sh)" && \
+	  CLOUDINFER_K8S_BIN="$$bin_dir" CLOUDINFER_NODE=1 $(BIN)/python -m pytest tests/node $(NODE_PYTEST_ARGS)
 
 .PHONY: test-soak
 test-soak: $(STAMP) lint ## soak runs, not in `make test`: cloud endpoint down 60 s, 500/10000 Hypothesis examples
