@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,6 +114,17 @@ def target(
         "extraEnv[1].value": str(node_plane.apiserver_port),
     }
 
+    def patch_install_yaml(deployment: dict[str, Any]) -> None:
+        # install.yaml's namespace enforces restricted PodSecurity: the pod network.
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        container["image"] = node_images["OPERATOR_IMAGE"]
+        container["imagePullPolicy"] = "Never"
+        container["env"] = [
+            *container.get("env", []),
+            {"name": "KUBERNETES_SERVICE_HOST", "value": nodes.BRIDGE_ADDRESS},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": str(node_plane.apiserver_port)},
+        ]
+
     def sim(on_pod_network: bool) -> tuple[RunningSim, str]:
         running = node_sims[on_pod_network]
         return running, running.base_url
@@ -123,5 +135,6 @@ def target(
         values={**pod_network, "hostNetwork": "true"},
         pod_network_values=pod_network,
         sim=sim,
+        patch_install_yaml=patch_install_yaml,
     )
     api.close()

@@ -5,13 +5,16 @@ cluster runs the image and how the operator in the pod reaches the apiserver and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from harness import CloudAccountHandle, Kube, new_sim_account, writes
 from scenarios import SCALE_ACTION, core_scenario
 
@@ -21,6 +24,12 @@ from support import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "cloudinfer-operator"
 RESTRICTED = "pod-security.kubernetes.io/enforce"
+INSTALL_YAML = ROOT / "deploy" / "install.yaml"
+PEERING = "cloudinfer-operator"
+# The stated bound on an HA handover: from the acting pod's deletion to the other pod's
+# converged write. Kopf drops the leaving pod's peering record on SIGTERM, so the standby
+# resumes at its next peering event; 90 s also covers a crash (peering lifetime 60 s).
+HANDOVER_BOUND_SECONDS = 90
 
 
 @dataclass
@@ -36,6 +45,9 @@ class InstallTarget:
     pod_network_values: dict[str, str]
     # A simulator the test controls, and the endpoint the operator in the pod dials.
     sim: Callable[[bool], tuple[RunningSim, str]]
+    # What a user of this cluster edits in deploy/install.yaml's Deployment (the image, and
+    # how the pod reaches the apiserver).
+    patch_install_yaml: Callable[[dict[str, Any]], None]
     extra_helm_args: tuple[str, ...] = field(default=())
 
     def kubectl(self, *args: str, input_text: str | None = None) -> str:
@@ -140,29 +152,6 @@ def helm_install(
     )  # fmt: skip
 
 
-def helm_install_converges(target: InstallTarget) -> None:
-    """`helm install` with the defaults except image, pull policy and network; the pod is
-    Available with its probes passing and converges a service. `helm uninstall` then leaves
-    the CRDs, the InferenceService and the cloud service alone."""
-    helm_install(target, "cloudinfer", "cloudinfer-system")
-    wait_available(target, "cloudinfer-system")
-    handle = converge_in(target, "helm-default", pod_network=False)
-    assert_no_restarts(target, "cloudinfer-system")
-
-    scale_writes = len(writes(handle, SCALE_ACTION[handle.provider]))
-    journal_before = len(account_writes(handle))
-    target.helm("uninstall", "cloudinfer", "--namespace", "cloudinfer-system", "--wait")
-    wait_for(lambda: not operator_pods(target, "cloudinfer-system"), timeout=120,
-             what="the operator pod gone after helm uninstall")  # fmt: skip
-    crds = target.kubectl("get", "crd", "-o", "name")
-    for crd in ("inferenceservices.cloudinfer.dev", "cloudaccounts.cloudinfer.dev"):
-        assert crd in crds, crds
-    service = target.kube.get("helm-default", "core")
-    assert service["spec"]["replicas"] == 3
-    assert len(writes(handle, SCALE_ACTION[handle.provider])) == scale_writes
-    assert len(account_writes(handle)) == journal_before, "uninstall wrote to the cloud"
-
-
 def restricted_namespace_converges(target: InstallTarget) -> None:
     """Under `restricted` PodSecurity the pod is admitted (no hostNetwork: the pod network)
     and converges a service."""
@@ -171,7 +160,195 @@ def restricted_namespace_converges(target: InstallTarget) -> None:
         {"metadata": {"name": namespace, "labels": {RESTRICTED: "restricted"}}}  # type: ignore[arg-type]
     )
     helm_install(target, "restricted", namespace, pod_network=True, create_namespace=False)
-    wait_available(target, namespace)
-    converge_in(target, "restricted-services", pod_network=True)
-    assert_no_restarts(target, namespace)
-    target.helm("uninstall", "restricted", "--namespace", namespace, "--wait")
+    with _uninstalled_on_failure(target, "restricted", namespace):
+        wait_available(target, namespace)
+        converge_in(target, "restricted-services", pod_network=True)
+        assert_no_restarts(target, namespace)
+        target.helm("uninstall", "restricted", "--namespace", namespace, "--wait")
+
+
+def _best_effort(target: InstallTarget, *argv: str) -> None:
+    """Clean-up after a failed scenario, so that the next one starts from a known cluster."""
+    binary = target.helm_bin if argv[0] == "helm" else target.helm_bin.parent / "kubectl"
+    subprocess.run(
+        [str(binary), f"--kubeconfig={target.kube.cluster.kubeconfig}", *argv[1:]],
+        capture_output=True, check=False, timeout=180,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _uninstalled_on_failure(target: InstallTarget, release: str, namespace: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        _best_effort(target, "helm", "uninstall", release, "--namespace", namespace, "--wait")
+        raise
+
+
+def _scale_writes(handle: CloudAccountHandle) -> int:
+    return len(writes(handle, SCALE_ACTION[handle.provider]))
+
+
+def _rescale(target: InstallTarget, namespace: str, replicas: int, timeout: float = 120) -> None:
+    target.kube.patch_service(namespace, "core", {"spec": {"replicas": replicas}})
+    wait_for(
+        lambda: (
+            target.kube.get(namespace, "core").get("status", {}).get("observed", {}).get("replicas")
+            == replicas
+            and target.kube.condition(namespace, "core").get("reason") == "Converged"
+        ),
+        timeout=timeout,
+        what=f"the service converged at {replicas} replicas",
+    )
+
+
+def install_yaml_converges(target: InstallTarget) -> None:
+    """`kubectl apply -f deploy/install.yaml` on a fresh cluster (only the image and the
+    apiserver address edited, as a user would) is Available, converges, and deletes cleanly."""
+    crds = target.kubectl("get", "crd", "-o", "name")
+    assert "cloudinfer.dev" not in crds, f"not a fresh cluster: {crds}"
+    docs = [d for d in yaml.safe_load_all(INSTALL_YAML.read_text()) if d]
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            target.patch_install_yaml(doc)
+    manifest = yaml.safe_dump_all(docs)
+    # As docs/install.md says: the CRDs first, so that the ClusterKopfPeering can be created.
+    crds_yaml = str(INSTALL_YAML.parent / "crds.yaml")
+    try:
+        target.kubectl("apply", "--server-side", "-f", crds_yaml)
+        target.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds_yaml)
+        target.kubectl("apply", "--server-side", "-f", "-", input_text=manifest)
+        deployment = next(d for d in docs if d["kind"] == "Deployment")
+        namespace = deployment["metadata"]["namespace"]
+        wait_available(target, namespace)
+        # Its namespace enforces restricted PodSecurity: the pod network, no hostNetwork.
+        converge_in(target, "yaml-services", pod_network=True)
+        assert_no_restarts(target, namespace)
+    finally:
+        # The services go first, while the operator can still release its finalizers.
+        _best_effort(target, "kubectl", "delete", "namespace", "yaml-services", "--timeout=100s")
+        _best_effort(target, "kubectl", "delete", "-f", INSTALL_YAML.as_posix(), "--timeout=100s")
+        _best_effort(
+            target,
+            "kubectl",
+            "wait",
+            "--for=delete",
+            "namespace/cloudinfer-system",
+            "--timeout=120s",
+        )
+
+
+def helm_upgrade_rolls_without_duplicate_write(target: InstallTarget) -> None:
+    """`helm install`, converge; `helm upgrade` with a changed value rolls the pod and the new
+    one takes over without repeating a write; `helm uninstall` leaves CRDs, services and the
+    cloud alone."""
+    helm_install(target, "cloudinfer", "cloudinfer-system")
+    with _uninstalled_on_failure(target, "cloudinfer", "cloudinfer-system"):
+        old_pod = wait_available(target, "cloudinfer-system")["metadata"]["name"]
+        handle = converge_in(target, "helm-default", pod_network=False)
+        assert_no_restarts(target, "cloudinfer-system")
+
+        journal = len(account_writes(handle))
+        target.helm(
+            "upgrade", "cloudinfer", str(CHART), "--namespace", "cloudinfer-system",
+            "--reuse-values", "--set", "logLevel=debug",
+        )  # fmt: skip
+        wait_for(
+            lambda: (
+                [p["metadata"]["name"] for p in operator_pods(target, "cloudinfer-system")]
+                not in ([], [old_pod])
+            ),
+            timeout=120,
+            what="a new operator pod after helm upgrade",
+        )
+        new_pod = wait_available(target, "cloudinfer-system")
+        assert new_pod["metadata"]["name"] != old_pod
+        assert "debug" in json.dumps(new_pod["spec"]["containers"]), new_pod["spec"]["containers"]
+        # The new pod read the converged service and the cloud, and had nothing to write.
+        wait_for(lambda: len(operator_pods(target, "cloudinfer-system")) == 1, timeout=120,
+                 what="the old pod gone")  # fmt: skip
+        assert len(account_writes(handle)) == journal, "the new pod repeated a write"
+        scale = _scale_writes(handle)
+        _rescale(target, "helm-default", 4)
+        assert _scale_writes(handle) == scale + 1
+
+        journal = len(account_writes(handle))
+        target.helm("uninstall", "cloudinfer", "--namespace", "cloudinfer-system", "--wait")
+        wait_for(lambda: not operator_pods(target, "cloudinfer-system"), timeout=120,
+                 what="the operator pod gone after helm uninstall")  # fmt: skip
+        crds = target.kubectl("get", "crd", "-o", "name")
+        for crd in ("inferenceservices.cloudinfer.dev", "cloudaccounts.cloudinfer.dev"):
+            assert crd in crds, crds
+        assert target.kube.get("helm-default", "core")["spec"]["replicas"] == 4
+        assert handle.sim.control.service(
+            target.kube.get("helm-default", "core")["spec"]["serviceId"]
+        ), "the cloud service is gone"
+        assert len(account_writes(handle)) == journal, "uninstall wrote to the cloud"
+
+
+def acting_pod(target: InstallTarget, pods: list[str]) -> str:
+    """The replica Kopf lets act: the highest priority in the peering object."""
+    peering = json.loads(target.kubectl("get", "clusterkopfpeering", PEERING, "-o", "json"))
+    peers = {identity: info["priority"] for identity, info in (peering.get("status") or {}).items()}
+    matched = {pod: prio for pod in pods for ident, prio in peers.items() if pod in ident}
+    assert len(matched) == len(pods), f"peers {peers} vs pods {pods}"
+    assert len(set(matched.values())) == len(pods), f"replicas share a priority: {matched}"
+    return max(matched, key=lambda pod: matched[pod])
+
+
+def _delete_and_watch_exit(target: InstallTarget, namespace: str, pod: str) -> dict[str, Any]:
+    """Delete a pod and return its container's last terminated state (exit code)."""
+    last: dict[str, Any] = {}
+    target.kubectl("delete", "pod", "-n", namespace, pod, "--wait=false")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        result = target.kube.cluster.kubectl(
+            "get", "pod", "-n", namespace, pod, "-o", "json", check=False
+        )
+        if result.returncode != 0:
+            return last
+        for status in json.loads(result.stdout)["status"].get("containerStatuses", []):
+            if "terminated" in status.get("state", {}):
+                last = status["state"]["terminated"]
+        time.sleep(0.2)
+    raise AssertionError(f"pod {pod} still there 120 s after its deletion")
+
+
+def ha_one_acts_and_hands_over(target: InstallTarget) -> None:
+    """replicaCount=2: exactly one pod acts; deleting it hands over within
+    HANDOVER_BOUND_SECONDS with no duplicate write; a pod deleted mid-convergence exits
+    cleanly (exit code 0, before the kubelet's SIGKILL at terminationGracePeriodSeconds)."""
+    namespace = "cloudinfer-ha"
+    helm_install(target, "ha", namespace, pod_network=True, extra={"replicaCount": "2"})
+    with _uninstalled_on_failure(target, "ha", namespace):
+        wait_available(target, namespace)
+        pods = [p["metadata"]["name"] for p in operator_pods(target, namespace)]
+        assert len(pods) == 2, pods
+        # Exactly one acts: the core scenario asserts one write per change.
+        handle = converge_in(target, "ha-services", pod_network=True)
+        wait_for(lambda: len(json.loads(target.kubectl(
+            "get", "clusterkopfpeering", PEERING, "-o", "json")).get("status") or {}) >= 2,
+            timeout=60, what="both replicas in the peering object")  # fmt: skip
+        acting = acting_pod(target, pods)
+
+        scale = _scale_writes(handle)
+        target.kubectl("delete", "pod", "-n", namespace, acting, "--wait=false")
+        _rescale(target, "ha-services", 4, timeout=HANDOVER_BOUND_SECONDS)
+        assert _scale_writes(handle) == scale + 1
+
+        wait_available(target, namespace)
+        wait_for(lambda: len(operator_pods(target, namespace)) == 2, timeout=120,
+                 what="two replicas again")  # fmt: skip
+        pods = [p["metadata"]["name"] for p in operator_pods(target, namespace)]
+        wait_for(lambda: all(p in target.kubectl("get", "clusterkopfpeering", PEERING, "-o",
+                                                 "json") for p in pods),
+                 timeout=60, what="both replicas in the peering object")  # fmt: skip
+        acting = acting_pod(target, pods)
+        # Mid-convergence: the scale write is out and the cloud is still scaling.
+        target.kube.patch_service("ha-services", "core", {"spec": {"replicas": 5}})
+        wait_for(lambda: _scale_writes(handle) == scale + 2, timeout=60, what="the scale to 5 sent")
+        terminated = _delete_and_watch_exit(target, namespace, acting)
+        assert terminated.get("exitCode") == 0, f"not a clean shutdown: {terminated}"
+        _rescale(target, "ha-services", 5, timeout=HANDOVER_BOUND_SECONDS)
+        assert _scale_writes(handle) == scale + 2, "the scale to 5 was sent twice"
+        target.helm("uninstall", "ha", "--namespace", namespace, "--wait")
