@@ -6,11 +6,9 @@ Docker it fails with directions; it never skips silently.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +58,8 @@ def helm_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
-def installed(kind_cluster: Any, images: None, helm_bin: Path) -> Iterator[Any]:
+def loaded(kind_cluster: Any, images: None) -> Any:
+    """A fresh kind cluster with both images loaded (nothing installed: the scenarios do)."""
     for image in (OPERATOR_IMAGE, SIM_IMAGE):
         kind_cluster.load_docker_image(image)
-    kubeconfig = str(kind_cluster.kubeconfig_path)
-    run(
-        str(helm_bin), "install", "cloudinfer", str(ROOT / "charts" / "cloudinfer-operator"),
-        "--kubeconfig", kubeconfig, "--namespace", "cloudinfer-system", "--create-namespace",
-        "--set", "image.repository=cloudinfer-operator", "--set", "image.tag=e2e",
-        "--set", "image.pullPolicy=Never", "--wait", "--timeout", "180s",
-    )  # fmt: skip
-    yield kind_cluster
-    if os.environ.get("CLOUDINFER_KIND_KEEP") != "1":
-        run(str(helm_bin), "uninstall", "cloudinfer", "--kubeconfig", kubeconfig,
-            "--namespace", "cloudinfer-system")  # fmt: skip
+    return kind_cluster

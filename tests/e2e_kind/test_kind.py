@@ -1,20 +1,34 @@
-"""The core scenario, in-cluster: image built, loaded into kind, installed with Helm."""
+"""The install scenarios of the node tier (tests/operator/install_scenarios.py), in kind:
+the image built by Docker, loaded into kind, installed with Helm and with plain YAML.
+
+In kind the pods have a real pod network and kube-proxy, so the chart needs only the image;
+the simulator runs as a pod and the test reaches it through a port-forward.
+"""
 
 from __future__ import annotations
 
 import json
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from harness import Kube, new_sim_account
-from kubernetes import client, config
-from scenarios import core_scenario
+import pytest
+from harness import Kube
+from install_scenarios import (
+    InstallTarget,
+    ha_one_acts_and_hands_over,
+    helm_upgrade_rolls_without_duplicate_write,
+    install_yaml_converges,
+    restricted_namespace_converges,
+)
+from kubernetes import config
 
 from cloudsim.control import SimControl
 from support import Cluster
 
 SIM_PORT = 8400
+SIM_NAMESPACE = "cloudsim"
 
 
 @dataclass
@@ -25,7 +39,7 @@ class ForwardedSim:
     control: SimControl
 
 
-def _simulator(kind: Any, namespace: str) -> str:
+def _simulator(kind: Any) -> str:
     manifest = {
         "apiVersion": "v1", "kind": "List",
         "items": [
@@ -41,21 +55,55 @@ def _simulator(kind: Any, namespace: str) -> str:
                       "ports": [{"port": SIM_PORT, "targetPort": SIM_PORT}]}},
         ],
     }  # fmt: skip
-    kind.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
-    kind.kubectl("rollout", "status", "-n", namespace, "deployment/cloudsim", "--timeout=120s")
-    return f"http://cloudsim.{namespace}.svc:{SIM_PORT}"
+    kind.kubectl("create", "namespace", SIM_NAMESPACE)
+    kind.kubectl("apply", "-n", SIM_NAMESPACE, "-f", "-", input=json.dumps(manifest))
+    kind.kubectl("rollout", "status", "-n", SIM_NAMESPACE, "deployment/cloudsim", "--timeout=120s")
+    return f"http://cloudsim.{SIM_NAMESPACE}.svc:{SIM_PORT}"
 
 
-def test_core_scenario_in_cluster(installed: Any) -> None:
-    kind = installed
-    namespace = f"t-{uuid.uuid4().hex[:8]}"
-    kind.kubectl("create", "namespace", namespace)
-    in_cluster = _simulator(kind, namespace)
+@pytest.fixture(scope="session")
+def target(loaded: Any, helm_bin: Path) -> Iterator[InstallTarget]:
+    kind = loaded
+    in_cluster = _simulator(kind)
     api = config.new_client_from_config(config_file=str(kind.kubeconfig_path))
     kube = Kube(api, Cluster(kind.kubeconfig_path, kind.kubectl_path.parent, None))
-    kube.core = client.CoreV1Api(api)
-    with kind.port_forward("service/cloudsim", SIM_PORT, "-n", namespace) as local_port:
+    values = {
+        "image.repository": "cloudinfer-operator",
+        "image.tag": "e2e",
+        "image.pullPolicy": "Never",
+    }
+
+    def patch_install_yaml(deployment: dict[str, Any]) -> None:
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        container["image"] = "cloudinfer-operator:e2e"
+        container["imagePullPolicy"] = "Never"
+
+    with kind.port_forward("service/cloudsim", SIM_PORT, "-n", SIM_NAMESPACE) as local_port:
         forwarded = f"http://127.0.0.1:{local_port}"
         sim = ForwardedSim(forwarded, SimControl(forwarded))
-        handle = new_sim_account(sim, "huawei")  # type: ignore[arg-type]
-        core_scenario(kube, handle, namespace, endpoint=in_cluster)
+        yield InstallTarget(
+            kube=kube,
+            helm_bin=helm_bin,
+            values=values,
+            pod_network_values=values,
+            sim=lambda _pod_network: (sim, in_cluster),  # type: ignore[arg-type,return-value]
+            patch_install_yaml=patch_install_yaml,
+        )
+    api.close()
+
+
+# The same scenarios, in the same order, as tests/node/test_node_install.py.
+def test_install_yaml_on_a_fresh_cluster_converges(target: InstallTarget) -> None:
+    install_yaml_converges(target)
+
+
+def test_helm_install_converges_upgrade_rolls_uninstall_keeps(target: InstallTarget) -> None:
+    helm_upgrade_rolls_without_duplicate_write(target)
+
+
+def test_restricted_namespace_admits_and_converges(target: InstallTarget) -> None:
+    restricted_namespace_converges(target)
+
+
+def test_two_replicas_one_acts_hands_over_and_stops_cleanly(target: InstallTarget) -> None:
+    ha_one_acts_and_hands_over(target)
