@@ -96,7 +96,14 @@ def _diagnose(target: InstallTarget, namespace: str) -> str:
         "logs", "-n", namespace, "-l", "app.kubernetes.io/name=cloudinfer-operator",
         "--tail=40", "--all-containers", check=False,
     )  # fmt: skip
-    return f"{described.stdout[-3000:]}\n--- logs ---\n{logs.stdout}{logs.stderr}"
+    # A pod refused by admission (PodSecurity) shows only in the ReplicaSet's events.
+    events = target.kube.cluster.kubectl(
+        "get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False
+    )
+    return (
+        f"{described.stdout[-3000:]}\n--- events ---\n{events.stdout[-2000:]}"
+        f"\n--- logs ---\n{logs.stdout}{logs.stderr}"
+    )
 
 
 def wait_available(target: InstallTarget, namespace: str) -> dict[str, Any]:
