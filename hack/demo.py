@@ -156,7 +156,9 @@ class Demo:
             self.operator = subprocess.Popen(
                 [sys.executable, "-m", "cloudinfer", "--standalone", "--log-format", "text",
                  "--health-port", str(health), "--metrics-port", str(self.metrics_port),
-                 "--namespace", NAMESPACE],
+                 "--namespace", NAMESPACE,
+                 # The simulators listen on loopback, outside the default allow-list.
+                 "--allowed-endpoint-host", "127.0.0.1"],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
         for _ in range(100):

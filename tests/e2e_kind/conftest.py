@@ -69,6 +69,8 @@ def installed(kind_cluster: Any, images: None, helm_bin: Path) -> Iterator[Any]:
         "--kubeconfig", kubeconfig, "--namespace", "cloudinfer-system", "--create-namespace",
         "--set", "image.repository=cloudinfer-operator", "--set", "image.tag=e2e",
         "--set", "image.pullPolicy=Never", "--wait", "--timeout", "180s",
+        # The simulator is the in-cluster Service cloudsim.NAMESPACE.svc (test_kind.py).
+        "--set", "allowedEndpointHosts={*.svc}",
     )  # fmt: skip
     yield kind_cluster
     if os.environ.get("CLOUDINFER_KIND_KEEP") != "1":

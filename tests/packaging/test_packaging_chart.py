@@ -37,6 +37,10 @@ DEFAULT_ARGS = [
     "--priority=auto",
     "--health-port=8080",
     "--metrics-port=9090",
+    "--allowed-endpoint-host=*.tencentcloudapi.com",
+    "--allowed-endpoint-host=*.myhuaweicloud.com",
+    "--allowed-endpoint-host=*.myhuaweicloud.cn",
+    "--allowed-endpoint-host=*.baidubce.com",
     "--log-format=json",
     "--log-level=info",
 ]
@@ -241,6 +245,7 @@ def test_values_map_to_flags(helm: Helm) -> None:
             "peering.priority=-5",
             "healthPort=8181",
             "metrics.port=0",
+            "allowedEndpointHosts={*.svc,10.0.0.7:8443}",
             "logFormat=text",
             "logLevel=debug",
         )
@@ -252,6 +257,8 @@ def test_values_map_to_flags(helm: Helm) -> None:
         "--priority=-5",
         "--health-port=8181",
         "--metrics-port=0",
+        "--allowed-endpoint-host=*.svc",
+        "--allowed-endpoint-host=10.0.0.7:8443",
         "--log-format=text",
         "--log-level=debug",
     ]
