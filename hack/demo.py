@@ -149,7 +149,10 @@ class Demo:
                     spec["project_id"] = HUAWEI_PROJECT
                 self.sims[cloud].control.add_service(**spec)
 
-        say("Starting the operator: cloudinfer-operator --standalone")
+        say(
+            "Starting the operator: cloudinfer-operator --standalone "
+            "--allowed-endpoint-host 127.0.0.1"
+        )
         health = free_port()
         env = {**os.environ, "KUBECONFIG": str(self.plane.kubeconfig)}
         with self.operator_log.open("wb") as log:
