@@ -90,6 +90,16 @@ def expected_rules(peering_resource: str | None) -> dict[tuple[str, str], list[s
         pytest.param([], id="defaults"),
         pytest.param(["watchNamespaces={a,b}", "serviceMonitor.enabled=true"], id="namespaced"),
         pytest.param(["crds.templated=true", "peering.enabled=false"], id="templated-crds"),
+        pytest.param(
+            [
+                "replicaCount=2",
+                "networkPolicy.enabled=true",
+                "networkPolicy.apiServer.cidrs={10.0.0.1/32}",
+                "hostNetwork=true",
+                "image.digest=sha256:" + "0" * 64,
+            ],
+            id="ha-networkpolicy",
+        ),
     ],
 )
 def test_helm_lint_strict_is_clean(helm: Helm, values: list[str]) -> None:
@@ -425,6 +435,26 @@ def test_extra_env_and_args_reach_the_container(helm: Helm) -> None:
     assert operator["args"] == [*DEFAULT_ARGS, "--log-level=debug"]
     assert settings_from(operator["args"]).log_level == "debug", "the last flag wins"
     assert "env" not in container(render(helm))
+
+
+def test_empty_allow_list_value_leaves_it_to_the_environment(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """allowedEndpointHosts: [] renders no flag, so a CLOUDINFER_ALLOWED_ENDPOINT_HOSTS from
+    extraEnv (which a flag would override) decides."""
+    operator = container(
+        render(
+            helm,
+            "allowedEndpointHosts=null",
+            "extraEnv[0].name=CLOUDINFER_ALLOWED_ENDPOINT_HOSTS",
+            "extraEnv[0].valueFrom.configMapKeyRef.name=endpoints",
+            "extraEnv[0].valueFrom.configMapKeyRef.key=hosts",
+        )
+    )
+    assert not [a for a in operator["args"] if a.startswith("--allowed-endpoint-host")]
+    monkeypatch.setenv("CLOUDINFER_ALLOWED_ENDPOINT_HOSTS", "*.internal.example,10.0.0.8")
+    settings = settings_from(operator["args"])
+    assert settings.allowed_endpoint_hosts == ("*.internal.example", "10.0.0.8")
 
 
 def test_host_network_uses_the_cluster_dns(helm: Helm) -> None:
