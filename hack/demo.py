@@ -149,14 +149,19 @@ class Demo:
                     spec["project_id"] = HUAWEI_PROJECT
                 self.sims[cloud].control.add_service(**spec)
 
-        say("Starting the operator: cloudinfer-operator --standalone")
+        say(
+            "Starting the operator: cloudinfer-operator --standalone "
+            "--allowed-endpoint-host 127.0.0.1"
+        )
         health = free_port()
         env = {**os.environ, "KUBECONFIG": str(self.plane.kubeconfig)}
         with self.operator_log.open("wb") as log:
             self.operator = subprocess.Popen(
                 [sys.executable, "-m", "cloudinfer", "--standalone", "--log-format", "text",
                  "--health-port", str(health), "--metrics-port", str(self.metrics_port),
-                 "--namespace", NAMESPACE],
+                 "--namespace", NAMESPACE,
+                 # The simulators listen on loopback, outside the default allow-list.
+                 "--allowed-endpoint-host", "127.0.0.1"],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
         for _ in range(100):

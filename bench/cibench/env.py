@@ -158,7 +158,9 @@ class OperatorProcess:
         self.process = subprocess.Popen(
             [sys.executable, *entry, "--standalone", "--log-format", "text",
              "--namespace", self.namespace, "--health-port", str(self.health_port),
-             "--metrics-port", str(self.metrics_port)],
+             "--metrics-port", str(self.metrics_port),
+             # The simulators listen on loopback, outside the default (public) allow-list.
+             "--allowed-endpoint-host", "127.0.0.1"],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
         self.ps = psutil.Process(self.process.pid)

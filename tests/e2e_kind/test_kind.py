@@ -71,12 +71,18 @@ def target(loaded: Any, helm_bin: Path) -> Iterator[InstallTarget]:
         "image.repository": "cloudinfer-operator",
         "image.tag": "e2e",
         "image.pullPolicy": "Never",
+        # The simulator is the in-cluster Service cloudsim.cloudsim.svc.
+        "allowedEndpointHosts": "{*.svc}",
     }
 
     def patch_install_yaml(deployment: dict[str, Any]) -> None:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         container["image"] = "cloudinfer-operator:e2e"
         container["imagePullPolicy"] = "Never"
+        container["args"] = [
+            *[a for a in container["args"] if not a.startswith("--allowed-endpoint-host=")],
+            "--allowed-endpoint-host=*.svc",
+        ]
 
     with kind.port_forward("service/cloudsim", SIM_PORT, "-n", SIM_NAMESPACE) as local_port:
         forwarded = f"http://127.0.0.1:{local_port}"

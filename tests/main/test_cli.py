@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from cloudinfer.cloud.allowlist import DEFAULT_PATTERNS
 from cloudinfer.main.cli import parser, settings_from
 from cloudinfer.main.settings import ENV_PREFIX, Settings, auto_priority, shown_default
 
 INSTALL_DOC = Path(__file__).resolve().parents[2] / "docs" / "install.md"
 
 FLAGS = ("-n", "--namespace", "-A", "--all-namespaces", "--peering", "--standalone", "--priority",
-         "--health-port", "--metrics-port", "--log-format", "--log-level")  # fmt: skip
+         "--health-port", "--metrics-port", "--allowed-endpoint-host", "--log-format",
+         "--log-level")  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +70,13 @@ def test_help_documents_every_flag_with_its_variable_and_default() -> None:
         pytest.param([], "metrics_port", 9090, id="metrics-default"),
         pytest.param(["--log-format", "text"], "log_format", "text", id="text-logs"),
         pytest.param(["--log-level", "debug"], "log_level", "debug", id="debug-logs"),
+        pytest.param([], "allowed_endpoint_hosts", DEFAULT_PATTERNS, id="public-clouds"),
+        pytest.param(
+            ["--allowed-endpoint-host", "127.0.0.1", "--allowed-endpoint-host=*.svc"],
+            "allowed_endpoint_hosts",
+            ("127.0.0.1", "*.svc"),
+            id="allow-list-replaced",
+        ),
     ],
 )
 def test_settings_from_flags(argv: list[str], field: str, expected: object) -> None:
@@ -93,6 +102,13 @@ def test_settings_from_flags(argv: list[str], field: str, expected: object) -> N
             {"LOG_LEVEL": "error"}, ["--log-level=debug"], "log_level", "debug", id="flag"
         ),
         pytest.param({"PEERING": "p"}, [], "peering", "p", id="env-peering-name"),
+        pytest.param(
+            {"ALLOWED_ENDPOINT_HOSTS": "127.0.0.1, [::1]:8443"},
+            [],
+            "allowed_endpoint_hosts",
+            ("127.0.0.1", "[::1]:8443"),
+            id="env-allow-list",
+        ),
     ],
 )
 def test_flag_over_environment_over_default(
@@ -119,6 +135,12 @@ def test_flag_over_environment_over_default(
                      "CLOUDINFER_STANDALONE", "'maybe'", id="env-bool"),
         pytest.param([], {"CLOUDINFER_LOG_FORMAT": "xml"}, "--log-format",
                      "CLOUDINFER_LOG_FORMAT", "'xml'", id="env-format"),
+        pytest.param(["--allowed-endpoint-host", "http://x.example"], {},
+                     "--allowed-endpoint-host", "CLOUDINFER_ALLOWED_ENDPOINT_HOSTS",
+                     "is not a host name", id="allow-list-url"),
+        pytest.param(["--allowed-endpoint-host", "x.example:99999"], {},
+                     "--allowed-endpoint-host", "CLOUDINFER_ALLOWED_ENDPOINT_HOSTS",
+                     "the port must be a number", id="allow-list-port"),
     ],
 )  # fmt: skip
 def test_a_bad_value_is_one_line_naming_flag_and_variable(

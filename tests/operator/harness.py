@@ -201,6 +201,9 @@ class OperatorProcess:
     kubeconfig: Path
     log_path: Path
     args: tuple[str, ...] = ("--standalone",)
+    allowed_endpoint_hosts: tuple[str, ...] = ("127.0.0.1",)
+    """The simulators listen on loopback, outside the default (public) allow-list; empty:
+    the operator's default."""
     process: subprocess.Popen[bytes] | None = None
     health_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
@@ -212,6 +215,7 @@ class OperatorProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cloudinfer", "--log-format", "text",
              "--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port),
+             *(f"--allowed-endpoint-host={h}" for h in self.allowed_endpoint_hosts),
              *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip

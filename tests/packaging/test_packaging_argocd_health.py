@@ -37,6 +37,7 @@ EXPECTED_FOR_READY_FALSE = {
     Reason.SERVICE_NOT_FOUND: "Degraded",
     Reason.INSTANCE_NOT_FOUND: "Degraded",
     Reason.SECRET_NOT_FOUND: "Degraded",
+    Reason.ENDPOINT_NOT_ALLOWED: "Degraded",
     Reason.CLOUD_REJECTED: "Degraded",
     Reason.PERMISSION_DENIED: "Degraded",
     Reason.CLOUD_SERVICE_FAILED: "Degraded",

@@ -37,6 +37,10 @@ DEFAULT_ARGS = [
     "--priority=auto",
     "--health-port=8080",
     "--metrics-port=9090",
+    "--allowed-endpoint-host=*.tencentcloudapi.com",
+    "--allowed-endpoint-host=*.myhuaweicloud.com",
+    "--allowed-endpoint-host=*.myhuaweicloud.cn",
+    "--allowed-endpoint-host=*.baidubce.com",
     "--log-format=json",
     "--log-level=info",
 ]
@@ -86,6 +90,16 @@ def expected_rules(peering_resource: str | None) -> dict[tuple[str, str], list[s
         pytest.param([], id="defaults"),
         pytest.param(["watchNamespaces={a,b}", "serviceMonitor.enabled=true"], id="namespaced"),
         pytest.param(["crds.templated=true", "peering.enabled=false"], id="templated-crds"),
+        pytest.param(
+            [
+                "replicaCount=2",
+                "networkPolicy.enabled=true",
+                "networkPolicy.apiServer.cidrs={10.0.0.1/32}",
+                "hostNetwork=true",
+                "image.digest=sha256:" + "0" * 64,
+            ],
+            id="ha-networkpolicy",
+        ),
     ],
 )
 def test_helm_lint_strict_is_clean(helm: Helm, values: list[str]) -> None:
@@ -241,6 +255,7 @@ def test_values_map_to_flags(helm: Helm) -> None:
             "peering.priority=-5",
             "healthPort=8181",
             "metrics.port=0",
+            "allowedEndpointHosts={*.svc,10.0.0.7:8443}",
             "logFormat=text",
             "logLevel=debug",
         )
@@ -252,6 +267,8 @@ def test_values_map_to_flags(helm: Helm) -> None:
         "--priority=-5",
         "--health-port=8181",
         "--metrics-port=0",
+        "--allowed-endpoint-host=*.svc",
+        "--allowed-endpoint-host=10.0.0.7:8443",
         "--log-format=text",
         "--log-level=debug",
     ]
@@ -420,6 +437,26 @@ def test_extra_env_and_args_reach_the_container(helm: Helm) -> None:
     assert "env" not in container(render(helm))
 
 
+def test_empty_allow_list_value_leaves_it_to_the_environment(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """allowedEndpointHosts: [] renders no flag, so a CLOUDINFER_ALLOWED_ENDPOINT_HOSTS from
+    extraEnv (which a flag would override) decides."""
+    operator = container(
+        render(
+            helm,
+            "allowedEndpointHosts=null",
+            "extraEnv[0].name=CLOUDINFER_ALLOWED_ENDPOINT_HOSTS",
+            "extraEnv[0].valueFrom.configMapKeyRef.name=endpoints",
+            "extraEnv[0].valueFrom.configMapKeyRef.key=hosts",
+        )
+    )
+    assert not [a for a in operator["args"] if a.startswith("--allowed-endpoint-host")]
+    monkeypatch.setenv("CLOUDINFER_ALLOWED_ENDPOINT_HOSTS", "*.internal.example,10.0.0.8")
+    settings = settings_from(operator["args"])
+    assert settings.allowed_endpoint_hosts == ("*.internal.example", "10.0.0.8")
+
+
 def test_host_network_uses_the_cluster_dns(helm: Helm) -> None:
     pod = one(render(helm, "hostNetwork=true"), "Deployment")["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True
@@ -504,6 +541,89 @@ def test_topology_spread_defaults_to_this_release_pods(helm: Helm) -> None:
     )
 
 
+def test_pod_disruption_budget_only_with_more_than_one_replica(helm: Helm) -> None:
+    assert by_kind(render(helm), "PodDisruptionBudget") == [], "one pod: never block drains"
+    objects = render(helm, "replicaCount=3")
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert "maxUnavailable" not in pdb["spec"]
+    selector = one(objects, "Deployment")["spec"]["selector"]
+    assert pdb["spec"]["selector"] == selector
+    pdb = one(
+        render(
+            helm,
+            "replicaCount=3",
+            "podDisruptionBudget.minAvailable=null",
+            "podDisruptionBudget.maxUnavailable=50%",
+        ),
+        "PodDisruptionBudget",
+    )
+    assert pdb["spec"] == {"maxUnavailable": "50%", "selector": selector}
+    both = helm(
+        *template_args("replicaCount=3", "podDisruptionBudget.maxUnavailable=1"), check=False
+    )
+    assert "set minAvailable or maxUnavailable, not both" in both.stderr
+    assert (
+        by_kind(
+            render(helm, "replicaCount=3", "podDisruptionBudget.enabled=false"),
+            "PodDisruptionBudget",
+        )
+        == []
+    )
+
+
+def test_network_policy_needs_the_apiserver_addresses(helm: Helm) -> None:
+    assert by_kind(render(helm), "NetworkPolicy") == []
+    result = helm(*template_args("networkPolicy.enabled=true"), check=False)
+    assert result.returncode != 0
+    assert "networkPolicy.enabled needs networkPolicy.apiServer.cidrs" in result.stderr
+
+
+def test_network_policy_confines_the_operator_pod(helm: Helm) -> None:
+    objects = render(
+        helm,
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer.cidrs={10.0.0.5/32}",
+        "networkPolicy.apiServer.ports={6443}",
+        "networkPolicy.cloud.cidrs={203.0.113.0/24}",
+        "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=obs",
+    )
+    policy = one(objects, "NetworkPolicy")["spec"]
+    pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    (metrics,) = policy["ingress"]
+    assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]
+    apiserver, dns, cloud = policy["egress"]
+    assert apiserver == {
+        "to": [{"ipBlock": {"cidr": "10.0.0.5/32"}}],
+        "ports": [{"port": 6443, "protocol": "TCP"}],
+    }
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert dns["to"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    ]
+    assert cloud == {
+        "to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+        "ports": [{"port": 443, "protocol": "TCP"}],
+    }
+    # The named ports exist on the container.
+    names = {p["name"] for p in container(objects)["ports"]}
+    assert "metrics" in names
+    no_metrics = render(
+        helm,
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer.cidrs={10.0.0.5/32}",
+        "networkPolicy.dns.enabled=false",
+        "metrics.port=0",
+        "networkPolicy.healthFrom[0].podSelector.matchLabels.app=checker",
+    )
+    policy = one(no_metrics, "NetworkPolicy")["spec"]
+    assert [rule["ports"][0]["port"] for rule in policy["ingress"]] == ["health"]
+    assert len(policy["egress"]) == 2, "no DNS rule"
+
+
 def test_revision_history_limit(helm: Helm) -> None:
     assert one(render(helm), "Deployment")["spec"]["revisionHistoryLimit"] == 10
     deployment = one(render(helm, "revisionHistoryLimit=2"), "Deployment")
@@ -519,8 +639,12 @@ def test_common_labels_are_on_every_object(helm: Helm) -> None:
         "prometheusRule.enabled=true",
         "grafanaDashboard.enabled=true",
         "replicaCount=2",
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer.cidrs={10.0.0.1/32}",
     )
-    assert len({o["kind"] for o in objects}) >= 10
+    assert {"PodDisruptionBudget", "NetworkPolicy", "ClusterKopfPeering"} <= {
+        o["kind"] for o in objects
+    }
     for obj in objects:
         assert obj["metadata"]["labels"]["team"] == "ml", obj["kind"]
     pod = one(objects, "Deployment")["spec"]["template"]
@@ -636,7 +760,9 @@ def test_metrics_port_zero_removes_port_and_service(helm: Helm) -> None:
         ("watchNamespace={a}", "watchNamespace"),
         ("crds.kept=false", "/crds"),
         ("image.digest=latest", "/image/digest"),
-        ("extraArgs={}", "/extraArgs"),
+        ("networkPolicy.apiServer.cidrs={10.0.0.1}", "/networkPolicy/apiServer/cidrs/0"),
+        ("podDisruptionBudget.minAvailable=most", "/podDisruptionBudget/minAvailable"),
+        ("allowedEndpointHosts={https://x.example}", "/allowedEndpointHosts/0"),
     ],
 )
 def test_schema_rejects_bad_values(helm: Helm, value: str, complaint: str) -> None:

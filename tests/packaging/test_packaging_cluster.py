@@ -52,6 +52,26 @@ def server_dry_run(cluster: Cluster, manifest: str) -> str:
         pytest.param([], id="all-namespaces"),
         pytest.param(["crds.templated=true", "serviceMonitor.enabled=false"], id="templated-crds"),
         pytest.param(["peering.enabled=false", "metrics.port=0"], id="standalone-no-metrics"),
+        pytest.param(
+            [
+                "replicaCount=2",
+                "networkPolicy.enabled=true",
+                "networkPolicy.apiServer.cidrs={10.0.0.1/32,fd00::1/128}",
+                "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=obs",
+                "topologySpreadConstraints[0].maxSkew=1",
+                "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+                "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+                "extraEnv[0].name=HTTPS_PROXY",
+                "extraEnv[0].value=http://proxy:3128",
+                "extraVolumes[0].name=ca",
+                "extraVolumes[0].configMap.name=corp-ca",
+                "extraVolumeMounts[0].name=ca",
+                "extraVolumeMounts[0].mountPath=/etc/corp-ca",
+                "hostNetwork=true",
+                "commonLabels.team=ml",
+            ],
+            id="ha-networkpolicy-extras",
+        ),
     ],
 )
 def test_template_passes_server_dry_run(

@@ -220,7 +220,8 @@ def test_installed_entry_point_reconciles_against_the_control_plane(
     with log.open("wb") as out:
         process = subprocess.Popen(
             [installed.entry_point, "--standalone", "--namespace", ns,
-             f"--health-port={health}", f"--metrics-port={metrics}", "--log-format=json"],
+             f"--health-port={health}", f"--metrics-port={metrics}", "--log-format=json",
+             "--allowed-endpoint-host=127.0.0.1"],
             cwd=installed.venv.parent, stdout=out, stderr=subprocess.STDOUT,
             env=env,
         )  # fmt: skip

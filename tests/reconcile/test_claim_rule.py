@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
 from cloudinfer.cloud.credentials import (
     BaiduCredentials,
     HuaweiCredentials,
@@ -283,7 +284,7 @@ def _observe(runtime: Runtime, provider: RecordingProvider, replicas: int) -> No
 
 def test_only_the_owner_writes_and_the_next_claimant_takes_over_when_it_goes() -> None:
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics())
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     provider = RecordingProvider()
     _observe(runtime, provider, replicas=1)
     old = ServiceReconciler(runtime, _service("old", "2026-05-10T08:00:00Z", replicas=2))
@@ -322,7 +323,7 @@ def test_only_the_owner_writes_and_the_next_claimant_takes_over_when_it_goes() -
 def test_a_cloudaccount_whose_observer_has_not_started_is_pending_not_absent() -> None:
     """At startup every CloudAccount is known (Kopf index) before its daemon starts: an older
     claimant behind it must make the younger wait, not let it write first."""
-    runtime = Runtime(RecordingKube(), Metrics())
+    runtime = Runtime(RecordingKube(), Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     runtime.account_seen(("a", "acct"), True)
     assert runtime.identity_of(("a", "acct")) is Unknown.PENDING
     assert runtime.identity_of(("a", "other")) is None

@@ -12,6 +12,7 @@ from test_claim_rule import RecordingKube, RecordingProvider, _observe, _service
 from test_planner import NOW, OBSERVED_AT, observed, spec
 
 from cloudinfer.api.inferenceservice import JOURNAL_MAX_ENTRIES, InferenceServiceStatus
+from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
 from cloudinfer.cloud.model import (
     Change,
     ClearRateLimit,
@@ -162,7 +163,7 @@ def test_an_upgraded_operator_does_not_repeat_a_write_its_predecessor_journaled(
     """A resource whose status holds an old-form journal: the scale it records is in flight
     (the observation predates it), so no second scale; the status is written back typed."""
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics())
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     provider = RecordingProvider()
     _observe(runtime, provider, replicas=1)
     observer = runtime.observer(("ns", "acct"))

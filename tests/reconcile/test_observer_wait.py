@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 from test_claim_rule import RecordingKube
 
+from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.observer import AccountObserver
 
@@ -20,7 +21,9 @@ STEADY = 4.0
 
 
 def _waited(poke: Callable[[AccountObserver], None] | None, poke_after: float = 0.05) -> float:
-    observer = AccountObserver(("ns", "acct"), RecordingKube(), Metrics())
+    observer = AccountObserver(
+        ("ns", "acct"), RecordingKube(), Metrics(), allow_list=DEFAULT_ALLOW_LIST
+    )
 
     async def run() -> float:
         observer._last_started = time.monotonic()

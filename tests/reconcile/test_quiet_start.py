@@ -10,6 +10,7 @@ import datetime
 import pytest
 from test_claim_rule import RecordingKube, RecordingProvider, _observe, _service
 
+from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.reconciler import QUIET_START_SECONDS, ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
@@ -30,7 +31,7 @@ def _ready(kube: RecordingKube) -> tuple[str, str]:
 )
 def test_a_short_wait_for_the_observer_is_not_written(observer_started: bool, reason: str) -> None:
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics())
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     runtime.account_seen(("ns", "acct"), True)  # the CloudAccount exists (Kopf index)
     if observer_started:
         runtime.observer(("ns", "acct"))  # its daemon runs, its first list has not returned
@@ -50,7 +51,7 @@ def test_a_short_wait_for_the_observer_is_not_written(observer_started: bool, re
 
 def test_the_first_observation_ends_the_quiet_wait_with_a_plan() -> None:
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics())
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     runtime.account_seen(("ns", "acct"), True)
     service = ServiceReconciler(runtime, _service("svc", "2026-05-10T08:00:00Z", replicas=2))
     runtime.claims.update(service.body)
@@ -68,7 +69,7 @@ def test_the_first_observation_ends_the_quiet_wait_with_a_plan() -> None:
 
 def test_a_missing_cloudaccount_is_reported_at_once() -> None:
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics())
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     service = ServiceReconciler(runtime, _service("svc", "2026-05-10T08:00:00Z", replicas=2))
     runtime.claims.update(service.body)
     asyncio.run(service.reconcile())

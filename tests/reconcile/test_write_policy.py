@@ -16,6 +16,7 @@ from test_planner import NOW, OBSERVED_AT, observed, spec
 
 from cloudinfer.api.conditions import Reason
 from cloudinfer.cloud import errors
+from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
 from cloudinfer.cloud.model import ApplyResult, Change, ObservedService, ServiceField
 from cloudinfer.cloud.provider import Account
 from cloudinfer.reconcile import ledger
@@ -300,7 +301,7 @@ class RefusingProvider:
 
 def test_a_held_write_is_sent_once_with_one_warning_and_survives_a_restart() -> None:
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics())
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     invalid = errors.InvalidRequestError(
         "Replicas out of range", cloud="tencent", action="ModifyModelService",
         code="InvalidParameterValue", request_id="req-1",

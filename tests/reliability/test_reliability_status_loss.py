@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
 from cloudinfer.cloud.credentials import Secret, TencentCredentials
 from cloudinfer.cloud.model import ApplyResult, Change, Cloud, ObservedService, Phase, Replicas
 from cloudinfer.cloud.provider import Account
@@ -73,7 +74,7 @@ def _observed(replicas: int) -> ObservedService:
 
 def test_a_write_whose_status_write_failed_is_not_repeated_on_a_stale_observation() -> None:
     kube = FlakyKube(failures=1)
-    runtime = Runtime(kube, Metrics())
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     provider = RecordingProvider()
     account = Account(
         "ns/acct", Cloud.TENCENT, "ap-guangzhou", TencentCredentials("id", Secret("k"))
@@ -103,7 +104,7 @@ def test_a_write_whose_status_write_failed_is_not_repeated_on_a_stale_observatio
 
 def test_an_observer_whose_status_write_fails_keeps_observing() -> None:
     kube = FlakyKube(failures=1)
-    observer = AccountObserver(("ns", "acct"), kube, Metrics())
+    observer = AccountObserver(("ns", "acct"), kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     rounds = 0
     waits: list[float] = []
 
@@ -149,7 +150,9 @@ def test_a_slow_secret_read_does_not_delay_the_next_active_observation() -> None
     """Found by the etcd-restart scenario: the Secret read counted as listing time, so a read
     that waited 15 s for etcd put the next active poll 4 x 15 s later."""
     secret_wait = 1.0
-    observer = AccountObserver(("ns", "acct"), SlowSecretKube(secret_wait), Metrics())
+    observer = AccountObserver(
+        ("ns", "acct"), SlowSecretKube(secret_wait), Metrics(), allow_list=DEFAULT_ALLOW_LIST
+    )
     configure = observer._configure
 
     async def configure_with_listing_provider(*args: Any) -> Any:

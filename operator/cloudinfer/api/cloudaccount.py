@@ -115,7 +115,9 @@ class CloudAccountSpec(ApiModel):
         default=None,
         max_length=ENDPOINT_MAX_LENGTH,
         description="Override of the API endpoint URL (scheme and host, optional port), e.g. "
-        "for a private link or a simulator. Defaults to the cloud's public endpoint.",
+        "for a private link or a simulator. Defaults to the cloud's public endpoint. Its host "
+        "must be on the operator's endpoint allow-list (--allowed-endpoint-host), or the "
+        "account gets Ready=False, reason EndpointNotAllowed.",
         json_schema_extra=validations(
             cel(
                 "isURL(self) && url(self).getScheme() in ['http', 'https'] "

@@ -65,6 +65,9 @@ class Reason(StrEnum):
     changes."""
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a password
     """CloudAccount: the credentials Secret or one of its keys is missing."""
+    ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"
+    """CloudAccount: the endpoint's host is outside the operator's endpoint allow-list
+    (--allowed-endpoint-host); no request is sent to it."""
     CLOUD_REJECTED = "CloudRejected"
     """The cloud refused a write as invalid (held: not sent again until the spec, the
     CloudAccount or its Secret changes) or as conflicting with the service's state (retried

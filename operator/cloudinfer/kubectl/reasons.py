@@ -148,6 +148,15 @@ EXPLANATIONS: dict[Reason, Explanation] = {
         "Create the Secret named by spec.credentialsSecretRef.name in the CloudAccount's "
         "namespace, with the keys accessKeyIdKey and secretAccessKeyKey name.",
     ),
+    Reason.ENDPOINT_NOT_ALLOWED: Explanation(
+        Kind.NEEDS_A_PERSON, "CloudAccount Ready",
+        "The host of spec.endpoint (or the cloud's public endpoint) is outside the operator's "
+        "endpoint allow-list; no request is sent to it. Its InferenceServices show "
+        "AccountNotReady.",
+        "Point spec.endpoint at an allowed host, or have whoever runs the operator add the "
+        "host to --allowed-endpoint-host (chart value allowedEndpointHosts; "
+        "docs/security.md#endpoint-allow-list).",
+    ),
     Reason.CLOUD_REJECTED: Explanation(
         Kind.NEEDS_A_PERSON, "Ready, Synced, Drifted",
         "The cloud refused a write as invalid (held: not sent again until the spec, the "

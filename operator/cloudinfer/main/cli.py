@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.State.settings = settings
     kube = KubernetesAccess()
     handlers.State.events = kube.events
-    handlers.State.runtime = Runtime(kube, metrics)
+    handlers.State.runtime = Runtime(kube, metrics, allow_list=settings.endpoint_allow_list)
     handlers.State.holds = HoldKeeper(kube)
     asyncio.run(_run(settings))
     return 0

@@ -18,6 +18,8 @@ from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cloudinfer.cloud.allowlist import DEFAULT_PATTERNS, EndpointAllowList, HostPattern
+
 ENV_PREFIX = "CLOUDINFER_"
 AUTO_PRIORITY = "auto"
 AUTO_PRIORITY_RANGE = 10_000
@@ -111,11 +113,32 @@ class Settings(BaseSettings):
         Literal["debug", "info", "warning", "error"], Option(("--log-level",), "logLevel")
     ] = Field(default="info", description="Minimum level logged: debug, info, warning or error.")
 
-    @field_validator("namespaces", mode="before")
+    allowed_endpoint_hosts: Annotated[
+        tuple[str, ...],
+        NoDecode,  # CLOUDINFER_ALLOWED_ENDPOINT_HOSTS=a,b, not JSON
+        Option(("--allowed-endpoint-host",), "allowedEndpointHosts", metavar="PATTERN"),
+    ] = Field(
+        default=DEFAULT_PATTERNS,
+        min_length=1,
+        description="Cloud requests go only to hosts matching one of these patterns (the flag "
+        "is repeatable and replaces the default list, the variable comma-separated): a host, "
+        "*.DOMAIN, an IP address or *, each optionally with :PORT. A CloudAccount whose "
+        "endpoint is outside the list gets Ready=False, reason EndpointNotAllowed, and no "
+        "request.",
+    )
+
+    @field_validator("namespaces", "allowed_endpoint_hosts", mode="before")
     @classmethod
-    def _split_namespaces(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(n.strip() for n in value.split(",") if n.strip())
+        return value
+
+    @field_validator("allowed_endpoint_hosts")
+    @classmethod
+    def _parse_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            HostPattern.parse(pattern)  # ValueError names the bad pattern
         return value
 
     @field_validator("priority", mode="before")
@@ -130,6 +153,10 @@ class Settings(BaseSettings):
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    @property
+    def endpoint_allow_list(self) -> EndpointAllowList:
+        return EndpointAllowList.of(self.allowed_endpoint_hosts)
 
     @staticmethod
     def option(name: str) -> Option:

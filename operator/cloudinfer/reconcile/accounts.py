@@ -14,7 +14,9 @@ import httpx
 
 from cloudinfer.api.cloudaccount import CloudAccountSpec
 from cloudinfer.api.conditions import Reason
+from cloudinfer.cloud.allowlist import EndpointAllowList
 from cloudinfer.cloud.baidu import limits as baidu_limits
+from cloudinfer.cloud.baidu.provider import PUBLIC_ENDPOINT as BAIDU_ENDPOINT
 from cloudinfer.cloud.baidu.provider import BaiduProvider, new_baidu_budgets
 from cloudinfer.cloud.budget import CallRate, RateBudgets
 from cloudinfer.cloud.clock import Clock
@@ -26,10 +28,11 @@ from cloudinfer.cloud.credentials import (
     TencentCredentials,
 )
 from cloudinfer.cloud.huawei import limits as huawei_limits
-from cloudinfer.cloud.huawei.provider import HuaweiProvider, new_huawei_budgets
+from cloudinfer.cloud.huawei.provider import HuaweiProvider, endpoint_for, new_huawei_budgets
 from cloudinfer.cloud.model import Cloud
 from cloudinfer.cloud.provider import Account, CloudProvider
 from cloudinfer.cloud.tencent import limits as tencent_limits
+from cloudinfer.cloud.tencent.provider import PUBLIC_ENDPOINT as TENCENT_ENDPOINT
 from cloudinfer.cloud.tencent.provider import TencentProvider, new_tencent_budgets
 
 # Which actions a CloudAccount's `rateBudgets.readsPerSecond` / `writesPerSecond` cover.
@@ -119,13 +122,28 @@ def budget_overrides(spec: CloudAccountSpec) -> dict[str, CallRate]:
     return overrides
 
 
+def effective_endpoint(spec: CloudAccountSpec) -> str:
+    """The base URL the provider will call: spec.endpoint, or the cloud's public one."""
+    if spec.endpoint:
+        return spec.endpoint
+    if spec.provider == "tencent":
+        return TENCENT_ENDPOINT
+    if spec.provider == "huawei":
+        return endpoint_for(spec.region)
+    return BAIDU_ENDPOINT
+
+
 def account_config(
     name: str,
     spec: CloudAccountSpec,
     secret_data: Mapping[str, str] | None,
     ca_bundle_pem: str | None,
+    allow_list: EndpointAllowList,
 ) -> AccountConfig:
     """Validate and assemble an account; raises AccountSetupError with a clear reason."""
+    denial = allow_list.denial(effective_endpoint(spec))
+    if denial is not None:
+        raise AccountSetupError(Reason.ENDPOINT_NOT_ALLOWED, denial)
     if spec.ca_bundle_ref is not None and ca_bundle_pem is None:
         raise AccountSetupError(
             Reason.ACCOUNT_NOT_READY,

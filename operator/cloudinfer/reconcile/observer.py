@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from cloudinfer.api.cloudaccount import CloudAccountSpec
 from cloudinfer.api.conditions import ConditionType, Reason
+from cloudinfer.cloud.allowlist import EndpointAllowList
 from cloudinfer.cloud.clock import SystemClock
 from cloudinfer.cloud.errors import CloudError, MalformedResponseError
 from cloudinfer.cloud.http_client import new_async_client
@@ -83,10 +84,13 @@ class AccountObserver:
         kube: KubeAccess,
         metrics: Metrics,
         on_identity_change: Callable[[], None] | None = None,
+        *,
+        allow_list: EndpointAllowList,
     ) -> None:
         self.key = key
         self.kube = kube
         self.metrics = metrics
+        self.allow_list = allow_list
         self.snapshot = Snapshot()
         self._on_identity_change = on_identity_change
         self._reported_identity: Identity | Unknown | None = Unknown.PENDING
@@ -163,7 +167,7 @@ class AccountObserver:
             ref = spec.ca_bundle_ref
             ca_pem = await self.kube.read_configmap_key(namespace, ref.name, ref.key)
         data = secret.data if secret is not None else None
-        config = account_config(f"{namespace}/{name}", spec, data, ca_pem)
+        config = account_config(f"{namespace}/{name}", spec, data, ca_pem, self.allow_list)
         if self._client is None or ca_pem != self._client_ca:
             await self._close_client()
             ca_path = None

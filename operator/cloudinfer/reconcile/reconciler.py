@@ -228,7 +228,11 @@ class ServiceReconciler:
         snapshot = observer.snapshot
         if snapshot.error is not None:
             reason = error_reason(snapshot.error)
-            if reason in (Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC):
+            if reason in (
+                Reason.SECRET_NOT_FOUND,
+                Reason.INVALID_SPEC,
+                Reason.ENDPOINT_NOT_ALLOWED,
+            ):
                 reason = Reason.ACCOUNT_NOT_READY
             message = f"CloudAccount {account}: {error_message(snapshot.error)}"
             await self._fail_pass(this, reason, message)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from cloudinfer.cloud.allowlist import EndpointAllowList
 from cloudinfer.reconcile.claims import ClaimRegistry, Identity, Unknown
 from cloudinfer.reconcile.executor import WriteExecutor
 from cloudinfer.reconcile.kube_access import Key, KubeAccess
@@ -18,9 +19,13 @@ from cloudinfer.reconcile.observer import AccountObserver
 class Runtime:
     """Shared state: the observers, keyed by CloudAccount, the claims, and the metrics."""
 
-    def __init__(self, kube: KubeAccess, metrics: Metrics) -> None:
+    def __init__(
+        self, kube: KubeAccess, metrics: Metrics, *, allow_list: EndpointAllowList
+    ) -> None:
         self.kube = kube
         self.metrics = metrics
+        self.allow_list = allow_list
+        """Where cloud requests may go (--allowed-endpoint-host)."""
         self.executor = WriteExecutor(kube, metrics)
         """Every cloud write goes through it (reconcile and deletion alike)."""
         self.observers: dict[Key, AccountObserver] = {}
@@ -35,7 +40,11 @@ class Runtime:
         observer = self.observers.get(key)
         if observer is None:
             observer = self.observers[key] = AccountObserver(
-                key, self.kube, self.metrics, on_identity_change=self.claims.wake_contested
+                key,
+                self.kube,
+                self.metrics,
+                on_identity_change=self.claims.wake_contested,
+                allow_list=self.allow_list,
             )
             for waker in self._account_waiters.get(key, ()):
                 waker.set()

@@ -20,6 +20,7 @@ local DEGRADED = {
   ServiceNotFound = true,
   InstanceNotFound = true,
   SecretNotFound = true,
+  EndpointNotAllowed = true,
   CloudRejected = true,
   PermissionDenied = true,
   CloudServiceFailed = true,
