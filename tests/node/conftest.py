@@ -28,6 +28,7 @@ from controlplane import node as nodes
 from support import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
+ALLOWED_HOSTS = ("127.0.0.1", nodes.BRIDGE_ADDRESS)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -112,11 +113,17 @@ def target(
         "extraEnv[0].value": nodes.BRIDGE_ADDRESS,
         "extraEnv[1].name": "KUBERNETES_SERVICE_PORT",
         "extraEnv[1].value": str(node_plane.apiserver_port),
+        # The simulators: loopback for host-network pods, the bridge's host side otherwise.
+        "allowedEndpointHosts": "{" + ",".join(ALLOWED_HOSTS) + "}",
     }
 
     def patch_install_yaml(deployment: dict[str, Any]) -> None:
         # install.yaml's namespace enforces restricted PodSecurity: the pod network.
         container = deployment["spec"]["template"]["spec"]["containers"][0]
+        container["args"] = [
+            *(a for a in container["args"] if not a.startswith("--allowed-endpoint-host=")),
+            *(f"--allowed-endpoint-host={host}" for host in ALLOWED_HOSTS),
+        ]
         container["image"] = node_images["OPERATOR_IMAGE"]
         container["imagePullPolicy"] = "Never"
         container["env"] = [

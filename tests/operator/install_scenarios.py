@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import yaml
 from harness import CloudAccountHandle, Kube, new_sim_account, writes
+from kubernetes import watch
 from scenarios import SCALE_ACTION, core_scenario
 
 from cloudsim.server import RunningSim
@@ -304,21 +304,24 @@ def acting_pod(target: InstallTarget, pods: list[str]) -> str:
 
 
 def _delete_and_watch_exit(target: InstallTarget, namespace: str, pod: str) -> dict[str, Any]:
-    """Delete a pod and return its container's last terminated state (exit code)."""
+    """Delete a pod and return its container's last terminated state (exit code), from a
+    watch that starts before the deletion, so no status update between is missed."""
+    core = target.kube.core
+    version = core.read_namespaced_pod(pod, namespace).metadata.resource_version
+    core.delete_namespaced_pod(pod, namespace)
     last: dict[str, Any] = {}
-    target.kubectl("delete", "pod", "-n", namespace, pod, "--wait=false")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        result = target.kube.cluster.kubectl(
-            "get", "pod", "-n", namespace, pod, "-o", "json", check=False
-        )
-        if result.returncode != 0:
+    stream = watch.Watch().stream(
+        core.list_namespaced_pod, namespace, field_selector=f"metadata.name={pod}",
+        resource_version=version, timeout_seconds=120,
+    )  # fmt: skip
+    for event in stream:
+        for status in event["object"].status.container_statuses or []:
+            if status.state and status.state.terminated:
+                last = {"exitCode": status.state.terminated.exit_code,
+                        "reason": status.state.terminated.reason}  # fmt: skip
+        if event["type"] == "DELETED":
             return last
-        for status in json.loads(result.stdout)["status"].get("containerStatuses", []):
-            if "terminated" in status.get("state", {}):
-                last = status["state"]["terminated"]
-        time.sleep(0.2)
-    raise AssertionError(f"pod {pod} still there 120 s after its deletion")
+    raise AssertionError(f"pod {pod} still there 120 s after its deletion (last: {last})")
 
 
 def ha_one_acts_and_hands_over(target: InstallTarget) -> None:
