@@ -122,8 +122,13 @@ if [[ ! -f "$OPERATOR_ARCHIVE" ]]; then
     --runtime "$(command -v runc)" "${volumes[@]}" "${build_args[@]}" \
     -t "$OPERATOR_IMAGE" -f "$ROOT/Dockerfile" "$ROOT" >&2
   save "$OPERATOR_IMAGE" "$OPERATOR_ARCHIVE"
-  # Older operator archives are superseded by this one.
+  # Older operator images are superseded by this one. buildah's vfs store keeps a full
+  # copy of every layer, so drop the old images, build stages and working containers too.
   find "$CACHE" -maxdepth 1 -name 'operator-*.tar' ! -name "operator-$operator_key.tar" -delete
+  "${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true
+  "${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/cloudinfer-operator:' \
+    | grep -vx "$OPERATOR_IMAGE" | xargs -r "${BUILDAH[@]}" rmi >/dev/null 2>&1 || true
+  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
   log "operator image built in $(( $(date +%s) - start ))s"
 fi
 
