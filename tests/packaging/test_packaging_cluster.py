@@ -14,7 +14,7 @@ import pytest
 import yaml
 from packaging_support import ARGOCD, CHART, KINDS, REPO, Helm, one, template_args
 
-from controlplane import ControlPlane
+from controlplane import ControlPlane, launcher
 from support import Cluster
 
 DEPLOY = REPO / "deploy"
@@ -226,8 +226,14 @@ def test_plain_yaml_install_on_a_fresh_cluster(fresh_cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def empty_cluster(bin_dir: Path, tmp_path: Path) -> Iterator[Cluster]:
-    """A control plane of this test's own, without any CRD."""
+def empty_cluster(
+    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cluster]:
+    """A control plane of this test's own, without any CRD, whose controller manager also
+    runs the Deployment and ReplicaSet controllers, so that `helm install --wait` can see a
+    Deployment (of zero replicas: no kubelet here) become ready."""
+    more = ("deployment-controller", "replicaset-controller")
+    monkeypatch.setattr(launcher, "CONTROLLERS", (*launcher.CONTROLLERS, *more))
     with ControlPlane(bin_dir=bin_dir, work_dir=tmp_path / "plane") as plane:
         yield Cluster(plane.kubeconfig, bin_dir, plane)
 
@@ -244,14 +250,21 @@ def empty_cluster(bin_dir: Path, tmp_path: Path) -> Iterator[Cluster]:
 def test_templated_crds_install_with_skip_crds_on_a_fresh_cluster(
     empty_cluster: Cluster, helm: Helm, values: list[str], peering: tuple[str, list[str]]
 ) -> None:
-    """The documented path: --skip-crds with crds.templated=true. Helm maps every object
-    before creating any, so the peering object cannot be in the same batch as its CRD."""
+    """The documented path: --skip-crds with crds.templated=true, and --wait. Helm maps every
+    object before creating any, so the peering object cannot be in the same batch as its CRD:
+    it is a post-install hook, which --wait holds back until the CRDs are established (without
+    it the hook raced their establishment, about one install in twenty here)."""
     kubectl, kube = empty_cluster.kubectl, {"kubeconfig": empty_cluster.kubeconfig}
     assert kubectl("get", "crd", "-o", "name").stdout == ""
     kubectl("create", "namespace", "cio")
     kubectl("create", "namespace", "team-a")
-    sets = [word for value in ["crds.templated=true", *values] for word in ("--set", value)]
-    helm("install", "cio", str(CHART), "-n", "cio", "--skip-crds", *sets, **kube)
+    # No kubelet here: zero replicas, so that --wait waits for the CRDs, not for a pod.
+    sets = [
+        word
+        for value in ["crds.templated=true", "replicaCount=0", *values]
+        for word in ("--set", value)
+    ]
+    helm("install", "cio", str(CHART), "-n", "cio", "--skip-crds", "--wait", *sets, **kube)
     kind, scope = peering
     kubectl("get", kind, "cloudinfer-operator", *scope)
     for crd in ("inferenceservices.cloudinfer.dev", "clusterkopfpeerings.kopf.dev"):
