@@ -162,9 +162,13 @@ class ControlPlane:
         die_with_parent: bool = True,
         apiserver_extra_args: tuple[str, ...] = (),
         node_sandbox_image: str | None = None,
+        extra_controllers: tuple[str, ...] = (),
     ) -> None:
-        """`node_sandbox_image`: run a node too, with this (imported) pause image."""
+        """`node_sandbox_image`: run a node too, with this (imported) pause image.
+        `extra_controllers`: more kube-controller-manager controllers (e.g. Deployments,
+        so that `helm install --wait` can finish without a node)."""
         self.bin_dir = find_bin_dir(bin_dir)
+        self.extra_controllers = extra_controllers
         self.node_sandbox_image = node_sandbox_image
         self.with_node = node_sandbox_image is not None
         # With a node, the pods on the bridge must reach the apiserver: it listens on the
@@ -554,6 +558,10 @@ class ControlPlane:
             *self.apiserver_extra_args,
         ]
 
+    def _controllers(self) -> tuple[str, ...]:
+        wanted = CONTROLLERS + (NODE_CONTROLLERS if self.with_node else ()) + self.extra_controllers
+        return tuple(dict.fromkeys(wanted))
+
     def _apiserver_node_args(self) -> list[str]:
         certs = self.cert_dir
         return [
@@ -583,7 +591,7 @@ class ControlPlane:
             f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}",
             f"--authorization-kubeconfig={self.kubeconfig}",
-            f"--controllers={','.join(CONTROLLERS + (NODE_CONTROLLERS if self.with_node else ()))}",
+            f"--controllers={','.join(self._controllers())}",
             "--leader-elect=false",
             "--use-service-account-credentials=false",
             f"--secure-port={self.controller_manager_port}",

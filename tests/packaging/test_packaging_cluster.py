@@ -14,7 +14,7 @@ import pytest
 import yaml
 from packaging_support import ARGOCD, CHART, KINDS, REPO, Helm, one, template_args
 
-from controlplane import ControlPlane, launcher
+from controlplane import ControlPlane
 from support import Cluster
 
 DEPLOY = REPO / "deploy"
@@ -226,15 +226,14 @@ def test_plain_yaml_install_on_a_fresh_cluster(fresh_cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def empty_cluster(
-    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Cluster]:
+def empty_cluster(bin_dir: Path, tmp_path: Path) -> Iterator[Cluster]:
     """A control plane of this test's own, without any CRD, whose controller manager also
     runs the Deployment and ReplicaSet controllers, so that `helm install --wait` can see a
     Deployment (of zero replicas: no kubelet here) become ready."""
     more = ("deployment-controller", "replicaset-controller")
-    monkeypatch.setattr(launcher, "CONTROLLERS", (*launcher.CONTROLLERS, *more))
-    with ControlPlane(bin_dir=bin_dir, work_dir=tmp_path / "plane") as plane:
+    with ControlPlane(
+        bin_dir=bin_dir, work_dir=tmp_path / "plane", extra_controllers=more
+    ) as plane:
         yield Cluster(plane.kubeconfig, bin_dir, plane)
 
 
