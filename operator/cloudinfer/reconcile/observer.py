@@ -28,7 +28,7 @@ from cloudinfer.cloud.clock import SystemClock
 from cloudinfer.cloud.errors import CloudError, MalformedResponseError
 from cloudinfer.cloud.http_client import new_async_client
 from cloudinfer.cloud.model import ObservedService, Phase
-from cloudinfer.cloud.provider import CloudProvider
+from cloudinfer.cloud.provider import CloudProvider, Progress
 from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.accounts import (
     AccountConfig,
@@ -72,6 +72,9 @@ class Snapshot:
     account: str | None = None
     """The account fingerprint: the CloudAccount's uid and generation and its Secret's
     resourceVersion. A write refused for good is held only while it stays the same."""
+    complete: bool = True
+    """False while the account's first observation is still reading services one by one
+    (ModelArts details): a service not in it yet is not known to be missing."""
 
 
 class AccountObserver:
@@ -216,7 +219,13 @@ class AccountObserver:
             # The list may start before one of our writes and end after it: the observation
             # is as old as its start, or the write would look observed and be repeated.
             listed_at = _now()
-            listed = await self._list(provider, config, spec)
+            fingerprint = f"{meta.get('uid', '')}/{generation}/{self._secret_version}"
+            progress = None
+            if self.snapshot.observed_at is None:  # nothing to act on yet: act as it comes
+                progress = self._publish_partial(
+                    Snapshot({}, listed_at, None, config, provider, fingerprint, complete=False)
+                )
+            listed = await self._list(provider, config, spec, progress)
         except (CloudError, AccountSetupError) as err:
             self.metrics.observe_errors.labels(spec.provider, error_reason(err)).inc()
             self._report_metrics(name, namespace, spec)
@@ -229,7 +238,6 @@ class AccountObserver:
             return min(float(spec.poll_interval_seconds), ERROR_BACKOFF_SECONDS * 4)
         listing_took = time.monotonic() - started
         self.metrics.observe_seconds.labels(spec.provider).observe(listing_took)
-        fingerprint = f"{meta.get('uid', '')}/{generation}/{self._secret_version}"
         transitioning = self._take(Snapshot(
             {service.service_id: service for service in listed}, listed_at, None, config, provider,
             fingerprint,
@@ -263,12 +271,31 @@ class AccountObserver:
             ),
         )
 
+    def _publish_partial(self, partial: Snapshot) -> Progress:
+        """The first observation, published as it is read: each service's reconciler may act
+        as soon as its service is in, while the list reads the rest. Its time is the list's
+        start, as for a whole one. Published at the first service read, so an account whose
+        list fails claims nothing, as before."""
+
+        def seen(service: ObservedService) -> None:
+            if not partial.services:
+                self.snapshot = partial
+                self._report_identity()
+            if self.snapshot is partial:
+                partial.services[service.service_id] = service
+                self._notify({service.service_id})
+
+        return seen
+
     @staticmethod
     async def _list(
-        provider: CloudProvider, config: AccountConfig, spec: CloudAccountSpec
+        provider: CloudProvider,
+        config: AccountConfig,
+        spec: CloudAccountSpec,
+        progress: Progress | None = None,
     ) -> list[ObservedService]:
         try:
-            return await provider.list_services(config.account)
+            return await provider.list_services(config.account, progress)
         except ValidationError as invalid:  # a reply the parser let through, the model not
             raise MalformedResponseError(
                 "a listed service does not fit the model: " + validation_problems(invalid),
@@ -285,7 +312,11 @@ class AccountObserver:
         }
         # On recovery, everyone's conditions clear the error; on a new account fingerprint,
         # everyone's held writes are lifted.
-        wake_all = self.snapshot.error is not None or fresh.account != self.snapshot.account
+        wake_all = (
+            self.snapshot.error is not None
+            or fresh.account != self.snapshot.account
+            or not self.snapshot.complete  # who was not in the partial one learns it now
+        )
         self.snapshot = fresh
         self._report_identity()
         # Active services wait for an observation newer than their write, changed or not.

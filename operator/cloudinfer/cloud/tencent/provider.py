@@ -49,7 +49,7 @@ from cloudinfer.cloud.model import (
     Stop,
 )
 from cloudinfer.cloud.payload import Payload
-from cloudinfer.cloud.provider import Account
+from cloudinfer.cloud.provider import Account, Progress
 from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
 from cloudinfer.cloud.tencent import limits
 from cloudinfer.cloud.tencent.envelope import CLOUD, unwrap
@@ -103,7 +103,10 @@ class TencentProvider:
 
     # ----- observation -----------------------------------------------------------------------
 
-    async def list_services(self, account: Account) -> list[ObservedService]:
+    async def list_services(
+        self, account: Account, progress: Progress | None = None
+    ) -> list[ObservedService]:
+        """Pages of many services: `progress` is not called (the list returns as soon)."""
         services: list[ObservedService] = []
         offset = 0
         capabilities = self.capabilities(account)
