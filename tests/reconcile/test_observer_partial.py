@@ -11,6 +11,7 @@ from typing import Any
 
 from test_claim_rule import RecordingKube
 
+from cloudinfer.cloud.budget import CallRate
 from cloudinfer.cloud.credentials import Secret, TencentCredentials
 from cloudinfer.cloud.errors import AuthError
 from cloudinfer.cloud.model import ApplyResult, Change, Cloud, ObservedService, Phase, Replicas
@@ -19,7 +20,7 @@ from cloudinfer.cloud.tencent.parse import CAPABILITIES
 from cloudinfer.reconcile.accounts import AccountConfig
 from cloudinfer.reconcile.kube_access import SecretData
 from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.observer import AccountObserver, Snapshot
+from cloudinfer.reconcile.observer import ACTIVE_POLL_DUTY_CYCLE, AccountObserver, Snapshot
 from cloudinfer.reconcile.reconciler import ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
 
@@ -169,3 +170,54 @@ def test_a_reconciler_acts_on_a_partial_observation_and_waits_for_a_missing_serv
     asyncio.run(not_yet.reconcile())
     reasons = [c["reason"] for name, p in kube.patches if name == "later" for c in p["conditions"]]
     assert "ServiceNotFound" in reasons, kube.patches
+
+
+class SlowListProvider:
+    """A list that takes 0.6 s (ten pages at the TI-ONE 20/s list limit would take 0.5 s);
+    with `observer`, a write of that account waits for its budget meanwhile."""
+
+    def __init__(self, observer: AccountObserver | None) -> None:
+        self.observer = observer
+        self.blocked: asyncio.Future[None] | None = None
+
+    async def list_services(
+        self, account: Account, progress: Progress | None = None
+    ) -> list[ObservedService]:
+        if self.observer is not None:  # one write holds the next token of a 1/minute budget
+            budgets = self.observer._budgets
+            budgets.configure(account.name, {"ModifyModelService": CallRate(1 / 60)})
+            bucket = budgets.bucket(account.name, "ModifyModelService")
+            await bucket.acquire()
+            self.blocked = asyncio.ensure_future(bucket.acquire())
+        await asyncio.sleep(0.6)
+        return [_observed("ms-1")]
+
+
+def _active_delay(writes_waiting: bool) -> float:
+    observer = AccountObserver(("ns", "acct"), SecretKube(), Metrics())
+    provider = SlowListProvider(observer if writes_waiting else None)
+    configure = observer._configure
+
+    async def with_provider(*args: Any) -> Any:
+        config, _ = await configure(*args)
+        return config, provider
+
+    observer._configure = with_provider  # type: ignore[method-assign]
+
+    async def run() -> float:
+        observer.subscribe("ms-1", asyncio.Event())
+        observer.mark_active("ms-1", True)
+        delay = await observer.observe_once(ACCOUNT_BODY)
+        if provider.blocked is not None:
+            provider.blocked.cancel()
+        await observer._close_client()
+        return delay
+
+    return asyncio.run(run())
+
+
+def test_lists_keep_their_duty_cycle_only_while_writes_wait_for_budget() -> None:
+    # While writes wait, a 0.6 s list is followed by 2.4 s without one (0.6 / 0.25);
+    # in the tail, when none waits, the active interval (1 s) alone applies.
+    assert _active_delay(writes_waiting=True) >= 0.6 / ACTIVE_POLL_DUTY_CYCLE
+    assert _active_delay(writes_waiting=False) == 1.0

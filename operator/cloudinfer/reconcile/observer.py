@@ -52,8 +52,10 @@ logger = logging.getLogger("cloudinfer")
 # After an error the observer waits at least this long, doubling up to the steady interval.
 ERROR_BACKOFF_SECONDS = 2.0
 ACTIVE_POLL_DUTY_CYCLE = 0.25
-"""While converging, lists take at most this share of the time: an account of 1,000 services
-is 10 pages, and listing them every second kept the event loop busy enough to delay writes."""
+"""While writes wait for rate budget, lists take at most this share of the time: an account of
+1,000 services is 10 pages, and listing them every second kept the event loop busy enough to
+delay writes. Once none waits (the convergence's tail: the last writes' transitions), the
+active interval applies alone, so the last transition is seen sooner."""
 
 
 def _now() -> datetime.datetime:
@@ -249,13 +251,18 @@ class AccountObserver:
             f"listed {len(listed)} services", services_seen=len(listed),
         )  # fmt: skip
         # Never slower than the steady interval, however long a list took.
-        self._active_delay = min(
-            float(spec.poll_interval_seconds),
-            max(float(spec.active_poll_interval_seconds), listing_took / ACTIVE_POLL_DUTY_CYCLE),
-        )
+        active = float(spec.active_poll_interval_seconds)
+        if self._writes_waiting():
+            active = max(active, listing_took / ACTIVE_POLL_DUTY_CYCLE)
+        self._active_delay = min(float(spec.poll_interval_seconds), active)
         if self._active or transitioning:
             return self._active_delay
         return float(spec.poll_interval_seconds)
+
+    def _writes_waiting(self) -> bool:
+        """Some call of this account waits for rate budget (the list's own is over)."""
+        budgets = getattr(self, "_budgets", None)  # set by the first _configure
+        return budgets is not None and any(b.waiting for _, _, b in budgets.buckets())
 
     def _report_metrics(self, name: str, namespace: str, spec: CloudAccountSpec) -> None:
         """The account's budgets and the age of its last good observation, for the gauges

@@ -106,7 +106,8 @@ class TencentProvider:
     async def list_services(
         self, account: Account, progress: Progress | None = None
     ) -> list[ObservedService]:
-        """Pages of many services: `progress` is not called (the list returns as soon)."""
+        """Each page's services go to `progress` as the page arrives (a page of 100 every
+        50 ms at the 20/s list limit: at N = 1,000 the first writes start 0.45 s sooner)."""
         services: list[ObservedService] = []
         offset = 0
         capabilities = self.capabilities(account)
@@ -130,9 +131,13 @@ class TencentProvider:
                     request_id=reply.request_id,
                 )
             seen_groups |= {i for i in ids if i is not None}
+            first = len(services)
             for group in groups:
                 for service in group.objects("Services", optional=True):
                     services.append(observed_service(service, capabilities=capabilities))
+            if progress is not None:
+                for observed in services[first:]:
+                    progress(observed)
             offset += LIST_PAGE_SIZE
             if not groups or offset >= page.integer("TotalCount"):
                 return services
