@@ -63,10 +63,14 @@ def holds() -> HoldKeeper:
 
 
 async def listed() -> None:
-    """Wait until every InferenceService and CloudAccount is known (inventory.py)."""
+    """Wait until every InferenceService and CloudAccount is known (inventory.py), then let
+    the holds write. The listing starts at the first call, so a standby peer, whose handlers
+    Kopf does not run, neither lists nor writes holds until it takes over."""
     if State.inventory is None:
         raise kopf.TemporaryError("the operator is still starting", delay=1)
+    State.inventory.start()
     await State.inventory.ready.wait()
+    holds().enable()
 
 
 def deletion() -> StopOnDelete:
@@ -90,13 +94,6 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     else:
         settings.peering.name = State.settings.peering
         settings.peering.priority = State.settings.priority
-
-
-@kopf.on.startup()
-async def start_inventory(**_: Any) -> None:
-    """Async, so its task is on the event loop; its first LIST waits for Kopf's login."""
-    if State.inventory is not None:
-        State.inventory.start()
 
 
 @kopf.on.cleanup()
@@ -155,6 +152,8 @@ async def account_changed(
     key = (namespace or "", name)
     if State.inventory is not None:
         State.inventory.event(ACCOUNTS_PLURAL, key)
+        if State.inventory.ready.is_set() and State.holds is not None:
+            State.holds.enable()  # e.g. a deleted account's record, with no daemon left
     if type == "DELETED":
         _account_gone(key)
         return
@@ -207,10 +206,6 @@ class Registries:
             _account_gone(key)
         else:
             _service_gone(key)
-
-    def listed(self) -> None:
-        if State.holds is not None:
-            State.holds.enable()
 
 
 @kopf.on.event(GROUP, VERSION, "inferenceservices")

@@ -11,7 +11,7 @@ it holds, so that they are released even if its spec names others by then, or th
 restarted meanwhile. docs/architecture.md, "Deletion path", tells the whole story.
 
 Fed by the start-up listing (inventory.py) and the watch events. It writes nothing until
-`enable()`, which the inventory calls once every object was listed: before that, a
+`enable()`, which the handlers call once every object was listed: before that, a
 CloudAccount seen without its services would look unneeded and be released.
 """
 

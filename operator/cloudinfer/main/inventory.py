@@ -5,7 +5,8 @@ The claim rule (reconcile/claims.py) must know every claimant before a reconcile
 the in-use holds (holds.py) every service before they release anything. Kopf's indexes gave
 that, but Kopf then holds every object behind one gate whose cost grows about as N^1.6
 (bench/README.md, "Scale"). Here one paginated LIST per kind, after login, fills the same
-registries; `ready` is set when both are listed, and the daemons wait for it.
+registries; `ready` is set when both are listed, and the daemons wait for it. The first
+daemon starts the listing, so a standby peer lists only when it takes over.
 
 Kopf lists and watches on its own at the same time, so the two sources are merged thus:
 - an event wins: an object that had an event before the listing reached it keeps what the
@@ -56,9 +57,6 @@ class Sink(Protocol):
     def seen(self, plural: str, key: Key, body: Mapping[str, Any]) -> None: ...
 
     def gone(self, plural: str, key: Key) -> None: ...
-
-    def listed(self) -> None:
-        """Every object has been seen once: holds may now be written."""
 
 
 def key_of(body: Mapping[str, Any]) -> Key:
@@ -122,7 +120,6 @@ class Inventory:
                 logger.warning("listing InferenceServices and CloudAccounts failed: %s", err)
                 await asyncio.sleep(RETRY_SECONDS)
         self._evented.clear()
-        self._sink.listed()
         self.ready.set()
         logger.info(
             "listed every InferenceService and CloudAccount; %d not yet confirmed by a watch",
