@@ -246,9 +246,10 @@ async def service_reconciler(
                 outcome = await reconciler.reconcile()
                 timeout = _seconds_until(outcome.wake_at)
             except (CloudError, OSError, kopf.TemporaryError) as err:
-                logger.warning(
-                    "reconcile failed: %s", err, extra={"resource": f"{namespace}/{name}"}
-                )
+                logger.warning(  # a timeout's message is empty: name its type then
+                    "reconcile failed: %s", str(err) or type(err).__name__,
+                    extra={"resource": f"{namespace}/{name}"},
+                )  # fmt: skip
                 timeout = CRASH_BACKOFF_SECONDS
             except Exception:
                 # An operator bug must not kill the loop for this resource: log and retry.
