@@ -139,6 +139,7 @@ class OperatorProcess:
         self.ps: psutil.Process | None = None
         self.started_at = 0.0
         self.rss_samples: list[tuple[float, int]] = []
+        self.cpu_samples: list[tuple[float, float]] = []
         self._sampling = threading.Event()
 
     def start(self) -> float:
@@ -172,7 +173,9 @@ class OperatorProcess:
         while not self._sampling.wait(0.5):
             with contextlib.suppress(psutil.Error):
                 assert self.ps is not None
-                self.rss_samples.append((time.time(), self.ps.memory_info().rss))
+                now = time.time()
+                self.rss_samples.append((now, self.ps.memory_info().rss))
+                self.cpu_samples.append((now, self.cpu_seconds()))
 
     def healthy(self) -> bool:
         assert self.process is not None
@@ -191,6 +194,10 @@ class OperatorProcess:
         assert self.ps is not None
         times = self.ps.cpu_times()
         return float(times.user + times.system)
+
+    def cpu_seconds_at(self, when: float) -> float | None:
+        """CPU seconds used by `when` (the first sample at or after it, 0.5 s apart)."""
+        return next((cpu for t, cpu in self.cpu_samples if t >= when), None)
 
     def dump_profile(self, label: str) -> None:
         """With profiling on: ask the operator to write its CPU and memory reports (SIGUSR1),

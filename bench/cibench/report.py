@@ -87,6 +87,8 @@ ROWS: list[tuple[str, str, str, tuple[str, ...]]] = [
      ("rss_mb", "peak_rss_mb")),
     ("  operator CPU s: convergence / whole run", "", "",
      ("convergence.operator_cpu_seconds", "footprint.cpu_seconds_total")),
+    ("  operator CPU s to the first cloud write (start-up)", "", "convergence",
+     ("operator_cpu_seconds_to_first_write",)),
     ("  operator CPU s per minute, steady state", "", "steady",
      ("operator_cpu_seconds_per_minute",)),
     ("**one window boundary: last STOP s after it**", "≤ floor + 5", "boundary",

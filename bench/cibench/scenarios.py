@@ -310,6 +310,11 @@ class SizeBench:
             },
             "list_calls": len(self._entries(journal, LIST)),
             "operator_cpu_seconds": round(cpu, 2),
+            "operator_cpu_seconds_to_first_write": _r(
+                self.operator.cpu_seconds_at(self.t0 + first_write)
+                if first_write is not None
+                else None
+            ),
             "cpu_seconds_per_converged_service": round(cpu / self.n, 5),
             "accounts": len(self.accounts),
             "status_writes_during_convergence": sum(

@@ -494,3 +494,18 @@ def test_every_attempt_is_recorded_with_its_action_duration_and_error(
     ]
     assert bucket.stats().calls == 2
     assert [(a, b.stats().calls) for _, a, b in budgets.buckets()] == [("DescribeModelServices", 2)]
+
+
+def test_waiting_counts_the_callers_queued_for_a_token(virtual_clock: VirtualClock) -> None:
+    bucket = TokenBucket(CallRate(1), virtual_clock)
+    seen: list[int] = []
+
+    async def scenario() -> None:
+        callers = [asyncio.ensure_future(bucket.acquire()) for _ in range(3)]
+        await asyncio.sleep(0)
+        seen.append(bucket.waiting)  # the first has its token, two wait
+        await asyncio.gather(*callers)
+        seen.append(bucket.waiting)
+
+    virtual_clock.run(scenario())
+    assert seen == [2, 0]

@@ -127,6 +127,8 @@ API = "https://k8s:6443/apis/cloudinfer.dev/v1alpha1"
         (f"{API}/namespaces/a/cloudaccounts/acct/status", False),
         (f"{API}/cloudaccounts", False),
         (f"{API}/inferenceservices?watch=true&resourceVersion=1", False),
+        (f"{API}/namespaces/a/inferenceservices?limit=500", False),  # a page of a listing
+        (f"{API}/namespaces/a/inferenceservices", True),
         (f"{API}/namespaces/cloudaccounts/inferenceservices/x", True),  # a namespace's name
     ],
 )

@@ -466,8 +466,8 @@ LOG_ONLY = "forbidden-in-log"
 # still passes but the operator logs 403 errors for a minute of retries and then carries on
 # without a capability (Kopf's own words: "changes ... will not be noticed").
 BREAKS_WITHOUT: dict[Grant, str] = {
-    # Kopf starts no daemon, CloudAccounts' included, until every indexed resource is listed
-    # (the claim index, main/handlers.py), so without this the account never gets Ready.
+    # No daemon, CloudAccounts' included, acts until every InferenceService is listed (the
+    # start-up inventory, main/inventory.py), so without this the account never gets Ready.
     ("cloudinfer.dev", "inferenceservices", "list"): "account-ready",
     ("cloudinfer.dev", "inferenceservices", "watch"): "service-ready",
     ("cloudinfer.dev", "inferenceservices", "patch"): "finalizer",

@@ -14,7 +14,7 @@ import pytest
 from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
 from cloudinfer.cloud.credentials import Secret, TencentCredentials
 from cloudinfer.cloud.model import ApplyResult, Change, Cloud, ObservedService, Phase, Replicas
-from cloudinfer.cloud.provider import Account
+from cloudinfer.cloud.provider import Account, Progress
 from cloudinfer.cloud.tencent.parse import CAPABILITIES
 from cloudinfer.reconcile.accounts import AccountConfig
 from cloudinfer.reconcile.kube_access import SecretData
@@ -142,7 +142,9 @@ class SlowSecretKube(FlakyKube):
 
 
 class ListingProvider:
-    async def list_services(self, account: Account) -> list[ObservedService]:
+    async def list_services(
+        self, account: Account, progress: Progress | None = None
+    ) -> list[ObservedService]:
         return [_observed(1)]
 
 

@@ -100,6 +100,7 @@ class TokenBucket:
         self._tat = now  # theoretical arrival time of the next call
         self._recent: deque[float] = deque(maxlen=self._window_capacity(limit))
         self._queue = asyncio.Lock()
+        self._waiting = 0
         self._last_throttle: float | None = None
         self._recovered_at = now
         self._calls = 0
@@ -157,12 +158,21 @@ class TokenBucket:
         recent.append(now)
         return 0.0
 
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a token now."""
+        return self._waiting
+
     async def acquire(self) -> None:
         """Wait for a token of this bucket, after every earlier waiter."""
         queued = self._clock.monotonic()
-        async with self._queue:
-            while (wait := self._wait()) > 0:
-                await self._clock.sleep(wait)
+        self._waiting += 1
+        try:
+            async with self._queue:
+                while (wait := self._wait()) > 0:
+                    await self._clock.sleep(wait)
+        finally:
+            self._waiting -= 1
         self._calls += 1
         self._waited += self._clock.monotonic() - queued
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from cloudinfer.cloud.credentials import Credentials
 from cloudinfer.cloud.model import ApplyResult, Capabilities, Change, Cloud, ObservedService
+
+Progress = Callable[[ObservedService], None]
+"""Called with each service a list reads, before the list returns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +45,12 @@ class CloudProvider(Protocol):
         """What this cloud (and, after fallbacks were learned, this account) can manage."""
         ...
 
-    async def list_services(self, account: Account) -> list[ObservedService]:
-        """Every service of the account, with as few (paged) list calls as the cloud allows."""
+    async def list_services(
+        self, account: Account, progress: Progress | None = None
+    ) -> list[ObservedService]:
+        """Every service of the account, with as few (paged) list calls as the cloud allows.
+        A provider that reads services one by one (ModelArts' details) passes each to
+        `progress` as soon as it is read, so the first observation can be acted on early."""
         ...
 
     async def observe(self, account: Account, service_id: str) -> ObservedService:

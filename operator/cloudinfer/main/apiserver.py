@@ -5,8 +5,10 @@ it adds its finalizer to every InferenceService at once, so 1,000 resources mean
 connections at the same moment, each with asyncio's 256 KiB TLS read buffer (bench/README.md:
 RSS of 700 MB), and far more mutating requests in flight than the apiserver admits by default
 (`--max-mutating-requests-inflight=200`). Here a request waits for one of
-`MAX_CONCURRENT_REQUESTS` slots, except for three kinds. Watches are long-lived (one per watched
-resource and namespace), and a watch held back would stall the operator. CloudAccount
+`MAX_CONCURRENT_REQUESTS` slots, except for four kinds. Watches are long-lived (one per watched
+resource and namespace), and a watch held back would stall the operator. Paginated listings
+(Kopf's first one, the start-up inventory's) are what every daemon waits for: at N = 10,000,
+queued behind the finalizer patches, they held every daemon for a minute. CloudAccount
 requests are few, and every service waits for its account's observer: queued behind 1,000
 finalizer patches, the observer started 9 s late. Event posts hang while etcd is down, one per
 resource with a cloud write: holding slots, they stalled the watches' re-lists for a minute
@@ -66,9 +68,10 @@ def _core_plural(path: str) -> str | None:
 
 
 def waits_for_a_slot(url: URL) -> bool:
-    """Watches, event posts, and CloudAccount, Secret and ConfigMap requests never queue;
-    everything else does."""
-    if url.query.get("watch") == "true":
+    """Watches, paginated listings, event posts, and CloudAccount, Secret and ConfigMap
+    requests never queue; everything else does. A listing (Kopf's first one, and the start-up
+    inventory's) queued behind 10,000 finalizer patches held every daemon for a minute."""
+    if url.query.get("watch") == "true" or "limit" in url.query:
         return False
     if _core_plural(url.path) in UNQUEUED_CORE_PLURALS:
         return False

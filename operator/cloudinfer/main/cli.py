@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from typing import get_origin
+from typing import Final, get_origin
 
 import kopf
 from prometheus_client import start_http_server
@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 from cloudinfer.main import allocator, handlers
 from cloudinfer.main import apiserver as _apiserver  # noqa: F401 - registers Kopf's login
 from cloudinfer.main.holds import HoldKeeper
+from cloudinfer.main.inventory import Inventory
 from cloudinfer.main.kube import KubernetesAccess
 from cloudinfer.main.settings import Settings, shown_default
 from cloudinfer.reconcile.metrics import Metrics
@@ -110,6 +111,17 @@ async def _run(settings: Settings) -> None:
         trimmer.cancel()
 
 
+QUIET_HANDLERS: Final = frozenset(
+    f"Handler '{name}' succeeded." for name in ("service_event", "account_changed")
+)
+
+
+def _quiet_event_handlers(record: logging.LogRecord) -> bool:
+    """Drops Kopf's "succeeded" line of the event handlers: one per watch event (~5 per
+    service while converging), none of them news."""
+    return record.getMessage() not in QUIET_HANDLERS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     allocator.tune()  # before any thread starts
     settings = settings_from(argv)
@@ -120,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_refkey="k8s",
     )
     logging.getLogger().setLevel(settings.log_level.upper())
+    logging.getLogger("kopf.objects").addFilter(_quiet_event_handlers)
     metrics = Metrics()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=metrics.registry)
@@ -128,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.State.events = kube.events
     handlers.State.runtime = Runtime(kube, metrics, allow_list=settings.endpoint_allow_list)
     handlers.State.holds = HoldKeeper(kube)
+    handlers.State.inventory = Inventory(kube, handlers.Registries(), settings.namespaces)
     asyncio.run(_run(settings))
     return 0
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -21,8 +22,10 @@ from cloudinfer.cloud.errors import CloudError
 from cloudinfer.main.deletion import StopOnDelete
 from cloudinfer.main.events import EventPoster
 from cloudinfer.main.holds import HoldKeeper
+from cloudinfer.main.inventory import Inventory, Key
 from cloudinfer.main.settings import Settings
 from cloudinfer.reconcile.claims import is_deleting
+from cloudinfer.reconcile.kube_access import ACCOUNTS_PLURAL, SERVICES_PLURAL
 from cloudinfer.reconcile.reconciler import ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
 
@@ -43,6 +46,7 @@ class State:
     events: EventPoster | None = None
     holds: HoldKeeper | None = None
     deletion: StopOnDelete | None = None
+    inventory: Inventory | None = None
     reconcilers: dict[tuple[str, str], ServiceReconciler] = {}  # noqa: RUF012
 
 
@@ -56,6 +60,17 @@ def holds() -> HoldKeeper:
     if State.holds is None:
         raise kopf.TemporaryError("the operator is still starting", delay=1)
     return State.holds
+
+
+async def listed() -> None:
+    """Wait until every InferenceService and CloudAccount is known (inventory.py), then let
+    the holds write. The listing starts at the first call, so a standby peer, whose handlers
+    Kopf does not run, neither lists nor writes holds until it takes over."""
+    if State.inventory is None:
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    State.inventory.start()
+    await State.inventory.ready.wait()
+    holds().enable()
 
 
 def deletion() -> StopOnDelete:
@@ -84,6 +99,8 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.cleanup()
 async def flush_events(**_: Any) -> None:
     """Events queued at shutdown (the last cloud writes') get a few seconds to go out."""
+    if State.inventory is not None:
+        await State.inventory.close()
     if State.holds is not None:
         await State.holds.close()
     if State.events is not None:
@@ -104,7 +121,7 @@ async def account_observer(
 ) -> None:
     namespace = namespace or ""
     rt = runtime()
-    holds().enable()
+    await listed()
     key = (namespace, name)
     observer = rt.observer(key)
     try:
@@ -113,28 +130,37 @@ async def account_observer(
         rt.drop_observer(key)
 
 
-@kopf.index(GROUP, VERSION, "cloudaccounts")
-async def known_accounts(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-    """Feeds Runtime.accounts and the in-use holds before any daemon starts (see
-    service_claims)."""
-    rt = State.runtime
-    if rt is not None:
-        rt.account_seen((namespace or "", name), not is_deleting(body))
+def _account_seen(key: Key, body: Mapping[str, Any]) -> None:
+    """Feeds Runtime.accounts and the in-use holds."""
+    if State.runtime is not None:
+        State.runtime.account_seen(key, not is_deleting(body))
     if State.holds is not None:
-        State.holds.account_seen((namespace or "", name), body)
+        State.holds.account_seen(key, body)
+
+
+def _account_gone(key: Key) -> None:
+    if State.holds is not None:
+        State.holds.account_gone(key)
+    if State.runtime is not None:
+        State.runtime.account_seen(key, False)
 
 
 @kopf.on.event(GROUP, VERSION, "cloudaccounts")
-async def account_changed(*, namespace: str | None, name: str, type: str, **_: Any) -> None:
+async def account_changed(
+    *, body: kopf.Body, namespace: str | None, name: str, type: str, **_: Any
+) -> None:
+    key = (namespace or "", name)
+    if State.inventory is not None:
+        State.inventory.event(ACCOUNTS_PLURAL, key)
+        if State.inventory.ready.is_set() and State.holds is not None:
+            State.holds.enable()  # e.g. a deleted account's record, with no daemon left
+    if type == "DELETED":
+        _account_gone(key)
+        return
+    _account_seen(key, body)
     rt = State.runtime
-    if State.holds is not None:
-        State.holds.enable()  # Kopf calls no handler but indexers before every index is full
-        if type == "DELETED":
-            State.holds.account_gone((namespace or "", name))
-    if rt is not None and type == "DELETED":
-        rt.account_seen((namespace or "", name), False)
     if rt is not None and type in ("MODIFIED", "ADDED"):
-        observer = rt.observers.get((namespace or "", name))
+        observer = rt.observers.get(key)
         if observer is not None:
             observer.wake()
 
@@ -149,22 +175,55 @@ def _seconds_until(when: datetime.datetime | None) -> float:
     return max(0.5, min(MAX_IDLE_SECONDS, delta + 0.5))
 
 
-@kopf.index(GROUP, VERSION, "inferenceservices")
-async def service_claims(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-    """Feeds the claim registry (reconcile/claims.py) and wakes the reconciler; indexes
-    nothing itself.
-
-    Kopf runs indexers for every object of the initial listing before it starts any daemon,
-    so the oldest claimant of a cloud service is known whatever order the daemons start in.
-    Kopf also runs them on every later event, lighter than an event handler, which would log
-    each call. Async, so it runs on the event loop and not in Kopf's thread pool.
-    """
-    rt = State.runtime
-    if rt is not None:
-        rt.claims.update(body)
+def _service_seen(key: Key, body: Mapping[str, Any]) -> None:
+    """Feeds the claim registry (reconcile/claims.py) and the in-use holds."""
+    if State.runtime is not None:
+        State.runtime.claims.update(body)
     if State.holds is not None:
-        State.holds.service_seen((namespace or "", name), body)
-    reconciler = State.reconcilers.get((namespace or "", name))
+        State.holds.service_seen(key, body)
+
+
+def _service_gone(key: Key) -> None:
+    """Gone: the next claimant takes over now, and what it held in use is released if
+    nothing else needs it."""
+    if State.runtime is not None:
+        State.runtime.claims.drop(key)
+    if State.holds is not None:
+        State.holds.service_gone(key)
+
+
+class Registries:
+    """The inventory's sink (inventory.py): the same calls the event handlers make."""
+
+    def seen(self, plural: str, key: Key, body: Mapping[str, Any]) -> None:
+        if plural == ACCOUNTS_PLURAL:
+            _account_seen(key, body)
+        else:
+            _service_seen(key, body)
+
+    def gone(self, plural: str, key: Key) -> None:
+        if plural == ACCOUNTS_PLURAL:
+            _account_gone(key)
+        else:
+            _service_gone(key)
+
+
+@kopf.on.event(GROUP, VERSION, "inferenceservices")
+async def service_event(
+    *, body: kopf.Body, namespace: str | None, name: str, type: str, **_: Any
+) -> None:
+    """Keeps the registries current and wakes the reconciler. Async, so it runs on the event
+    loop and not in Kopf's thread pool; its "succeeded" log line is filtered (cli.py)."""
+    key = (namespace or "", name)
+    if State.inventory is not None:
+        State.inventory.event(SERVICES_PLURAL, key)
+    if type == "DELETED":
+        _service_gone(key)
+        if State.deletion is not None:
+            State.deletion.forget(str(body.get("metadata", {}).get("uid")))
+        return
+    _service_seen(key, body)
+    reconciler = State.reconcilers.get(key)
     if reconciler is not None:
         reconciler.waker.set()
 
@@ -175,7 +234,7 @@ async def service_reconciler(
 ) -> None:
     namespace = namespace or ""
     rt = runtime()
-    holds().enable()
+    await listed()
     reconciler = ServiceReconciler(rt, body)
     State.reconcilers[(namespace, name)] = reconciler
     queue = rt.metrics.queue_depth.labels("inferenceservice")
@@ -187,9 +246,10 @@ async def service_reconciler(
                 outcome = await reconciler.reconcile()
                 timeout = _seconds_until(outcome.wake_at)
             except (CloudError, OSError, kopf.TemporaryError) as err:
-                logger.warning(
-                    "reconcile failed: %s", err, extra={"resource": f"{namespace}/{name}"}
-                )
+                logger.warning(  # a timeout's message is empty: name its type then
+                    "reconcile failed: %s", str(err) or type(err).__name__,
+                    extra={"resource": f"{namespace}/{name}"},
+                )  # fmt: skip
                 timeout = CRASH_BACKOFF_SECONDS
             except Exception:
                 # An operator bug must not kill the loop for this resource: log and retry.
@@ -206,22 +266,6 @@ async def service_reconciler(
             rt.claims.drop((namespace, name))  # the next claimant takes over now
 
 
-def _deleted(*, type: str, **_: Any) -> bool:
-    return type == "DELETED"
-
-
-@kopf.on.event(GROUP, VERSION, "inferenceservices", when=_deleted)
-async def service_deleted(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-    """Gone (released, or its finalizer removed by hand): the next claimant takes over now,
-    and what it held in use is released if nothing else needs it."""
-    if State.runtime is not None:
-        State.runtime.claims.drop((namespace or "", name))
-    if State.holds is not None:
-        State.holds.service_gone((namespace or "", name))
-    if State.deletion is not None:
-        State.deletion.forget(str(body.get("metadata", {}).get("uid")))
-
-
 def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
     policy = spec.get("policy") or {}
     return bool(policy.get("onDelete") == "Stop")
@@ -230,5 +274,5 @@ def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
 @kopf.on.delete(GROUP, VERSION, "inferenceservices", when=_stop_on_delete)
 async def stop_before_release(*, body: kopf.Body, **_: Any) -> None:
     """policy.onDelete=Stop: stop the cloud service, then let the resource go (deletion.py)."""
-    holds().enable()
+    await listed()
     await deletion().release(body)

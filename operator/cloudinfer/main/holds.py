@@ -10,8 +10,8 @@ CloudAccount records in the annotation `cloudinfer.dev/in-use-refs` which Secret
 it holds, so that they are released even if its spec names others by then, or the operator
 restarted meanwhile. docs/architecture.md, "Deletion path", tells the whole story.
 
-Fed from Kopf's indexes (every object, before any other handler runs). It writes nothing
-until `enable()`, which the handlers call once the indexes are complete: before that, a
+Fed by the start-up listing (inventory.py) and the watch events. It writes nothing until
+`enable()`, which the handlers call once every object was listed: before that, a
 CloudAccount seen without its services would look unneeded and be released.
 """
 
@@ -169,7 +169,7 @@ class HoldKeeper:
         self._task: asyncio.Task[None] | None = None
         self.enabled = False
 
-    # -- what the indexes and events report -------------------------------------------------
+    # -- what the listing and events report -------------------------------------------------
 
     def account_seen(self, key: Key, body: Mapping[str, Any]) -> None:
         meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
@@ -227,7 +227,7 @@ class HoldKeeper:
     # -- syncing ------------------------------------------------------------------------------
 
     def enable(self) -> None:
-        """Start writing: Kopf's indexes hold every object now. Idempotent."""
+        """Start writing: every object has been listed now. Idempotent."""
         if self.enabled:
             return
         self.enabled = True

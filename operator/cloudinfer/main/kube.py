@@ -11,8 +11,9 @@ read. Events are posted in order by one task (events.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 import aiohttp
 
@@ -28,9 +29,12 @@ from cloudinfer.reconcile.kube_access import SecretData
 
 NOT_FOUND: Final = 404
 CONFLICT: Final = 409
+GONE: Final = 410
 UNPROCESSABLE: Final = 422
 """A JSON patch whose `test` op fails (the object changed since it was read)."""
 REQUEST_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10)
+LIST_PAGE: Final = 500
+"""Objects per page of a LIST (inventory.py); a page of InferenceServices is ~1.5 MB."""
 MAX_MESSAGE: Final = 300
 """Characters of the apiserver's Status message kept in an error."""
 
@@ -96,6 +100,39 @@ class KubernetesAccess:
         if not isinstance(body, dict):
             raise KubeApiError(method, path, response.status, "the reply is not a JSON object")
         return body
+
+    async def list_pages(
+        self, plural: str, namespace: str | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every object of one of our kinds, in pages (`namespace` None: all namespaces).
+        An expired continue token (410) restarts the listing from the first page, so a
+        caller sees some objects twice, never an object missed."""
+        where = f"namespaces/{path_segment(namespace)}/" if namespace is not None else ""
+        path = f"/apis/{GROUP}/{VERSION}/{where}{plural}"
+        token = ""
+        while True:
+            query = f"?limit={LIST_PAGE}" + (f"&continue={quote(token, safe='')}" if token else "")
+            try:
+                body = await self._call("GET", path + query)
+            except KubeApiError as err:
+                if err.status == GONE and token:
+                    token = ""
+                    continue
+                raise
+            if body is None:  # the namespace or the CRD is not there (yet)
+                return
+            yield list(body.get("items") or [])
+            token = str((body.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return
+
+    async def read_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One of our objects, or None if it does not exist."""
+        path = (
+            f"/apis/{GROUP}/{VERSION}/namespaces/{path_segment(namespace)}/{plural}/"
+            f"{path_segment(name)}"
+        )
+        return await self._call("GET", path)
 
     async def _data(
         self, resource: str, namespace: str, name: str

@@ -160,7 +160,8 @@ def decide(me: Claimant, claimants: Iterable[Claimant], identity_of: IdentityLoo
 class ClaimRegistry:
     """Every InferenceService the process knows, by the cloud service it names.
 
-    Fed from the Kopf index (every object, before any daemon starts) and by each reconcile.
+    Fed by the start-up listing (every object, before any reconciler runs; main/inventory.py),
+    the watch events and each reconcile.
     A change wakes the other claimants of the affected service ids, so a successor takes
     over as soon as the owner is deleted or names another service.
     """

@@ -29,7 +29,7 @@ from cloudinfer.cloud.clock import SystemClock
 from cloudinfer.cloud.errors import CloudError, MalformedResponseError
 from cloudinfer.cloud.http_client import new_async_client
 from cloudinfer.cloud.model import ObservedService, Phase
-from cloudinfer.cloud.provider import CloudProvider
+from cloudinfer.cloud.provider import CloudProvider, Progress
 from cloudinfer.reconcile import status as st
 from cloudinfer.reconcile.accounts import (
     AccountConfig,
@@ -53,8 +53,10 @@ logger = logging.getLogger("cloudinfer")
 # After an error the observer waits at least this long, doubling up to the steady interval.
 ERROR_BACKOFF_SECONDS = 2.0
 ACTIVE_POLL_DUTY_CYCLE = 0.25
-"""While converging, lists take at most this share of the time: an account of 1,000 services
-is 10 pages, and listing them every second kept the event loop busy enough to delay writes."""
+"""While writes wait for rate budget, lists take at most this share of the time: an account of
+1,000 services is 10 pages, and listing them every second kept the event loop busy enough to
+delay writes. Once none waits (the convergence's tail: the last writes' transitions), the
+active interval applies alone, so the last transition is seen sooner."""
 
 
 def _now() -> datetime.datetime:
@@ -73,6 +75,9 @@ class Snapshot:
     account: str | None = None
     """The account fingerprint: the CloudAccount's uid and generation and its Secret's
     resourceVersion. A write refused for good is held only while it stays the same."""
+    complete: bool = True
+    """False while the account's first observation is still reading services one by one
+    (ModelArts details): a service not in it yet is not known to be missing."""
 
 
 class AccountObserver:
@@ -220,7 +225,13 @@ class AccountObserver:
             # The list may start before one of our writes and end after it: the observation
             # is as old as its start, or the write would look observed and be repeated.
             listed_at = _now()
-            listed = await self._list(provider, config, spec)
+            fingerprint = f"{meta.get('uid', '')}/{generation}/{self._secret_version}"
+            progress = None
+            if self.snapshot.observed_at is None:  # nothing to act on yet: act as it comes
+                progress = self._publish_partial(
+                    Snapshot({}, listed_at, None, config, provider, fingerprint, complete=False)
+                )
+            listed = await self._list(provider, config, spec, progress)
         except (CloudError, AccountSetupError) as err:
             self.metrics.observe_errors.labels(spec.provider, error_reason(err)).inc()
             self._report_metrics(name, namespace, spec)
@@ -233,7 +244,6 @@ class AccountObserver:
             return min(float(spec.poll_interval_seconds), ERROR_BACKOFF_SECONDS * 4)
         listing_took = time.monotonic() - started
         self.metrics.observe_seconds.labels(spec.provider).observe(listing_took)
-        fingerprint = f"{meta.get('uid', '')}/{generation}/{self._secret_version}"
         transitioning = self._take(Snapshot(
             {service.service_id: service for service in listed}, listed_at, None, config, provider,
             fingerprint,
@@ -245,13 +255,18 @@ class AccountObserver:
             f"listed {len(listed)} services", services_seen=len(listed),
         )  # fmt: skip
         # Never slower than the steady interval, however long a list took.
-        self._active_delay = min(
-            float(spec.poll_interval_seconds),
-            max(float(spec.active_poll_interval_seconds), listing_took / ACTIVE_POLL_DUTY_CYCLE),
-        )
+        active = float(spec.active_poll_interval_seconds)
+        if self._writes_waiting():
+            active = max(active, listing_took / ACTIVE_POLL_DUTY_CYCLE)
+        self._active_delay = min(float(spec.poll_interval_seconds), active)
         if self._active or transitioning:
             return self._active_delay
         return float(spec.poll_interval_seconds)
+
+    def _writes_waiting(self) -> bool:
+        """Some call of this account waits for rate budget (the list's own is over)."""
+        budgets = getattr(self, "_budgets", None)  # set by the first _configure
+        return budgets is not None and any(b.waiting for _, _, b in budgets.buckets())
 
     def _report_metrics(self, name: str, namespace: str, spec: CloudAccountSpec) -> None:
         """The account's budgets and the age of its last good observation, for the gauges
@@ -267,12 +282,31 @@ class AccountObserver:
             ),
         )
 
+    def _publish_partial(self, partial: Snapshot) -> Progress:
+        """The first observation, published as it is read: each service's reconciler may act
+        as soon as its service is in, while the list reads the rest. Its time is the list's
+        start, as for a whole one. Published at the first service read, so an account whose
+        list fails claims nothing, as before."""
+
+        def seen(service: ObservedService) -> None:
+            if not partial.services:
+                self.snapshot = partial
+                self._report_identity()
+            if self.snapshot is partial:
+                partial.services[service.service_id] = service
+                self._notify({service.service_id})
+
+        return seen
+
     @staticmethod
     async def _list(
-        provider: CloudProvider, config: AccountConfig, spec: CloudAccountSpec
+        provider: CloudProvider,
+        config: AccountConfig,
+        spec: CloudAccountSpec,
+        progress: Progress | None = None,
     ) -> list[ObservedService]:
         try:
-            return await provider.list_services(config.account)
+            return await provider.list_services(config.account, progress)
         except ValidationError as invalid:  # a reply the parser let through, the model not
             raise MalformedResponseError(
                 "a listed service does not fit the model: " + validation_problems(invalid),
@@ -289,7 +323,11 @@ class AccountObserver:
         }
         # On recovery, everyone's conditions clear the error; on a new account fingerprint,
         # everyone's held writes are lifted.
-        wake_all = self.snapshot.error is not None or fresh.account != self.snapshot.account
+        wake_all = (
+            self.snapshot.error is not None
+            or fresh.account != self.snapshot.account
+            or not self.snapshot.complete  # who was not in the partial one learns it now
+        )
         self.snapshot = fresh
         self._report_identity()
         # Active services wait for an observation newer than their write, changed or not.

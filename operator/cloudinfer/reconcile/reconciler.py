@@ -203,6 +203,8 @@ class ServiceReconciler:
         observer, snapshot = found
         service_id = this.spec.service_id
         observed = snapshot.services.get(service_id)
+        if observed is None and not snapshot.complete:
+            return ServiceOutcome(None, False)  # woken when the first observation reaches it
         if observed is None:
             message = (
                 f"the cloud has no service {service_id} in account {this.spec.account_ref.name}"

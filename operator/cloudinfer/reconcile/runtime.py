@@ -33,8 +33,9 @@ class Runtime:
         self.claims = ClaimRegistry()
         """Which InferenceService owns each cloud service (claims.py)."""
         self.accounts: set[Key] = set()
-        """Every CloudAccount in the apiserver (fed from a Kopf index, like the claims): one
-        whose observer has not started yet is pending, not absent, for the claim rule."""
+        """Every CloudAccount in the apiserver (fed by the start-up listing and the events, like
+        the claims): one whose observer has not started yet is pending, not absent, for the
+        claim rule."""
 
     def observer(self, key: Key) -> AccountObserver:
         observer = self.observers.get(key)

@@ -39,7 +39,7 @@ from cloudinfer.cloud.model import (
     Stop,
 )
 from cloudinfer.cloud.payload import Payload
-from cloudinfer.cloud.provider import Account
+from cloudinfer.cloud.provider import Account, Progress
 from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
 
 PUBLIC_ENDPOINT: Final = "https://qianfan.baidubce.com"
@@ -81,7 +81,10 @@ class BaiduProvider:
     def capabilities(self, account: Account) -> Capabilities:
         return CAPABILITIES
 
-    async def list_services(self, account: Account) -> list[ObservedService]:
+    async def list_services(
+        self, account: Account, progress: Progress | None = None
+    ) -> list[ObservedService]:
+        """Pages of many services: `progress` is not called (the list returns as soon)."""
         services: list[ObservedService] = []
         marker = ""
         used: set[str] = set()

@@ -47,7 +47,7 @@ from cloudinfer.cloud.model import (
     Stop,
 )
 from cloudinfer.cloud.payload import Payload
-from cloudinfer.cloud.provider import Account
+from cloudinfer.cloud.provider import Account, Progress
 from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
 
 LIST_PAGE_SIZE: Final = 1000
@@ -105,7 +105,9 @@ class HuaweiProvider:
 
     # ----- observation -----------------------------------------------------------------------
 
-    async def list_services(self, account: Account) -> list[ObservedService]:
+    async def list_services(
+        self, account: Account, progress: Progress | None = None
+    ) -> list[ObservedService]:
         items = await self._list_items(account)
         observed = []
         for item in items:
@@ -116,6 +118,8 @@ class HuaweiProvider:
                 observed.append(observed_service(item, cached[1]))
             else:
                 observed.append(await self.observe(account, sid))
+            if progress is not None:
+                progress(observed[-1])
         known = {s.service_id for s in observed}
         for key in [k for k in self._deployments if k[0] == account.name and k[1] not in known]:
             del self._deployments[key]

@@ -49,7 +49,7 @@ from cloudinfer.cloud.model import (
     Stop,
 )
 from cloudinfer.cloud.payload import Payload
-from cloudinfer.cloud.provider import Account
+from cloudinfer.cloud.provider import Account, Progress
 from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
 from cloudinfer.cloud.tencent import limits
 from cloudinfer.cloud.tencent.envelope import CLOUD, unwrap
@@ -103,7 +103,11 @@ class TencentProvider:
 
     # ----- observation -----------------------------------------------------------------------
 
-    async def list_services(self, account: Account) -> list[ObservedService]:
+    async def list_services(
+        self, account: Account, progress: Progress | None = None
+    ) -> list[ObservedService]:
+        """Each page's services go to `progress` as the page arrives (a page of 100 every
+        50 ms at the 20/s list limit: at N = 1,000 the first writes start 0.45 s sooner)."""
         services: list[ObservedService] = []
         offset = 0
         capabilities = self.capabilities(account)
@@ -127,9 +131,13 @@ class TencentProvider:
                     request_id=reply.request_id,
                 )
             seen_groups |= {i for i in ids if i is not None}
+            first = len(services)
             for group in groups:
                 for service in group.objects("Services", optional=True):
                     services.append(observed_service(service, capabilities=capabilities))
+            if progress is not None:
+                for observed in services[first:]:
+                    progress(observed)
             offset += LIST_PAGE_SIZE
             if not groups or offset >= page.integer("TotalCount"):
                 return services
