@@ -46,6 +46,7 @@ UNQUEUED_PLURALS: Final = frozenset({ACCOUNTS_PLURAL})
 UNQUEUED_CORE_PLURALS: Final = frozenset({"events", "secrets", "configmaps"})
 _API_PREFIX: Final = f"/apis/{GROUP}/{VERSION}/"
 _CORE_PREFIX: Final = "/api/v1/namespaces/"
+_LEASES_PREFIX: Final = "/apis/coordination.k8s.io/"
 SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -66,12 +67,14 @@ def _core_plural(path: str) -> str | None:
 
 
 def waits_for_a_slot(url: URL) -> bool:
-    """Watches, event posts, and CloudAccount, Secret and ConfigMap requests never queue;
-    everything else does."""
+    """Watches, event posts, Leases, and CloudAccount, Secret and ConfigMap requests never
+    queue; everything else does."""
     if url.query.get("watch") == "true":
         return False
     if _core_plural(url.path) in UNQUEUED_CORE_PLURALS:
         return False
+    if url.path.startswith(_LEASES_PREFIX):
+        return False  # a shard's renewal must not queue behind service patches (sharding.py)
     return _plural(url.path) not in UNQUEUED_PLURALS
 
 

@@ -22,7 +22,10 @@ from cloudinfer.main.deletion import StopOnDelete
 from cloudinfer.main.events import EventPoster
 from cloudinfer.main.holds import HoldKeeper
 from cloudinfer.main.settings import Settings
+from cloudinfer.main.sharding import Sharder
 from cloudinfer.reconcile.claims import is_deleting
+from cloudinfer.reconcile.executor import account_key
+from cloudinfer.reconcile.fence import NotHolder
 from cloudinfer.reconcile.reconciler import ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
 
@@ -33,6 +36,10 @@ MAX_IDLE_SECONDS = 300.0
 # After an unexpected exception, retry the reconcile after this long.
 CRASH_BACKOFF_SECONDS = 10.0
 EVENT_FLUSH_SECONDS = 5.0
+# Sharding: how long a daemon of an account held elsewhere sleeps between looks (a gain of
+# the account, a spec change and the daemon's stop wake it sooner).
+PARKED_SECONDS = 60.0
+SHARD_RETRY_SECONDS = 5.0
 
 
 class State:
@@ -44,6 +51,10 @@ class State:
     holds: HoldKeeper | None = None
     deletion: StopOnDelete | None = None
     reconcilers: dict[tuple[str, str], ServiceReconciler] = {}  # noqa: RUF012
+    sharding: Sharder | None = None
+    """Sharding mode: the accounts this replica holds; None: every account (peering)."""
+    parked: dict[tuple[str, str], asyncio.Event] = {}  # noqa: RUF012
+    """Sharding: services of accounts held elsewhere, woken by their spec changing."""
 
 
 def runtime() -> Runtime:
@@ -74,16 +85,56 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     # Our own events go through events.py; Kopf posts only its warnings about a handler.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 270
-    if State.settings.standalone:
+    if not State.settings.peered:
         settings.peering.standalone = True
     else:
         settings.peering.name = State.settings.peering
         settings.peering.priority = State.settings.priority
 
 
+@kopf.on.startup()
+async def start_sharding(**_: Any) -> None:
+    if State.sharding is not None:
+        State.sharding.on_change = _shard_changed
+        State.sharding.start()
+
+
+def _shard_changed(key: tuple[str, str], held: bool) -> None:
+    """An account was gained or lost: its observer and its services' daemons look again."""
+    rt = State.runtime
+    if rt is not None and not held and (observer := rt.observers.get(key)) is not None:
+        observer.wake()
+    if not held:
+        for (namespace, _), reconciler in list(State.reconcilers.items()):
+            if namespace == key[0]:
+                reconciler.waker.set()
+
+
+def _holds(key: tuple[str, str]) -> bool:
+    return State.sharding is None or State.sharding.holds(key)
+
+
+async def _park(key: tuple[str, str], stopped: kopf.DaemonStopped, *also: asyncio.Event) -> None:
+    """Sharding: wait until this replica holds the account, `stopped`, or one of `also`."""
+    assert State.sharding is not None
+    waits = [
+        asyncio.ensure_future(State.sharding.held_event(key).wait()),
+        asyncio.ensure_future(stopped.wait()),
+        *(asyncio.ensure_future(event.wait()) for event in also),
+    ]
+    try:
+        await asyncio.wait(waits, timeout=PARKED_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
 @kopf.on.cleanup()
 async def flush_events(**_: Any) -> None:
-    """Events queued at shutdown (the last cloud writes') get a few seconds to go out."""
+    """Events queued at shutdown (the last cloud writes') get a few seconds to go out; in
+    sharding mode the held accounts are handed back first."""
+    if State.sharding is not None:
+        await State.sharding.close()
     if State.holds is not None:
         await State.holds.close()
     if State.events is not None:
@@ -106,11 +157,17 @@ async def account_observer(
     rt = runtime()
     holds().enable()
     key = (namespace, name)
-    observer = rt.observer(key)
-    try:
-        await observer.run(body, stopped=lambda: bool(stopped), sleep=asyncio.sleep)
-    finally:
-        rt.drop_observer(key)
+    while not stopped:
+        if not _holds(key):  # sharding: another replica observes it
+            await _park(key, stopped)
+            continue
+        observer = rt.observer(key)
+        try:
+            await observer.run(
+                body, stopped=lambda: bool(stopped) or not _holds(key), sleep=asyncio.sleep
+            )
+        finally:
+            rt.drop_observer(key)
 
 
 @kopf.index(GROUP, VERSION, "cloudaccounts")
@@ -120,6 +177,8 @@ async def known_accounts(*, body: kopf.Body, namespace: str | None, name: str, *
     rt = State.runtime
     if rt is not None:
         rt.account_seen((namespace or "", name), not is_deleting(body))
+    if State.sharding is not None:
+        State.sharding.want((namespace or "", name), True)
     if State.holds is not None:
         State.holds.account_seen((namespace or "", name), body)
 
@@ -133,6 +192,8 @@ async def account_changed(*, namespace: str | None, name: str, type: str, **_: A
             State.holds.account_gone((namespace or "", name))
     if rt is not None and type == "DELETED":
         rt.account_seen((namespace or "", name), False)
+    if State.sharding is not None and type == "DELETED":
+        State.sharding.want((namespace or "", name), False)
     if rt is not None and type in ("MODIFIED", "ADDED"):
         observer = rt.observers.get((namespace or "", name))
         if observer is not None:
@@ -167,6 +228,9 @@ async def service_claims(*, body: kopf.Body, namespace: str | None, name: str, *
     reconciler = State.reconcilers.get((namespace or "", name))
     if reconciler is not None:
         reconciler.waker.set()
+    parked = State.parked.get((namespace or "", name))
+    if parked is not None:
+        parked.set()  # its accountRef may name another account now
 
 
 @kopf.daemon(GROUP, VERSION, "inferenceservices", cancellation_timeout=10.0)
@@ -176,17 +240,33 @@ async def service_reconciler(
     namespace = namespace or ""
     rt = runtime()
     holds().enable()
+    while not stopped:
+        if _holds(account_key(body)):
+            await _reconcile(rt, body, namespace, name, stopped)
+        else:  # sharding: another replica serves its account; no reconciler here
+            parked = State.parked[(namespace, name)] = asyncio.Event()
+            try:
+                await _park(account_key(body), stopped, parked)
+            finally:
+                State.parked.pop((namespace, name), None)
+
+
+async def _reconcile(
+    rt: Runtime, body: kopf.Body, namespace: str, name: str, stopped: kopf.DaemonStopped
+) -> None:
+    """Reconcile until stopped, or (sharding) until this replica no longer holds the
+    service's account."""
     reconciler = ServiceReconciler(rt, body)
     State.reconcilers[(namespace, name)] = reconciler
     queue = rt.metrics.queue_depth.labels("inferenceservice")
     try:
-        while not stopped:
+        while not stopped and _holds(account_key(body)):
             reconciler.waker.clear()
             queue.inc()  # reconciles in progress, including those waiting for rate budget
             try:
                 outcome = await reconciler.reconcile()
                 timeout = _seconds_until(outcome.wake_at)
-            except (CloudError, OSError, kopf.TemporaryError) as err:
+            except (CloudError, OSError, kopf.TemporaryError, NotHolder) as err:
                 logger.warning(
                     "reconcile failed: %s", err, extra={"resource": f"{namespace}/{name}"}
                 )
@@ -231,4 +311,10 @@ def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
 async def stop_before_release(*, body: kopf.Body, **_: Any) -> None:
     """policy.onDelete=Stop: stop the cloud service, then let the resource go (deletion.py)."""
     holds().enable()
+    key = account_key(body)
+    if State.sharding is not None and not State.sharding.may_act(key):
+        # The replica holding the account stops it; retried here in case this one gets it.
+        raise kopf.TemporaryError(
+            f"CloudAccount {key[1]} is served by another replica", delay=SHARD_RETRY_SECONDS
+        )
     await deletion().release(body)

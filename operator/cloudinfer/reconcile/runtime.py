@@ -7,9 +7,11 @@ daemons and hands in a `KubeAccess`. See docs/architecture.md for the module map
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from cloudinfer.reconcile.claims import ClaimRegistry, Identity, Unknown
 from cloudinfer.reconcile.executor import WriteExecutor
+from cloudinfer.reconcile.fence import WriteFence
 from cloudinfer.reconcile.kube_access import Key, KubeAccess
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.observer import AccountObserver
@@ -18,10 +20,20 @@ from cloudinfer.reconcile.observer import AccountObserver
 class Runtime:
     """Shared state: the observers, keyed by CloudAccount, the claims, and the metrics."""
 
-    def __init__(self, kube: KubeAccess, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        kube: KubeAccess,
+        metrics: Metrics,
+        *,
+        fence: WriteFence | None = None,
+        user_agent: str | None = None,
+    ) -> None:
         self.kube = kube
         self.metrics = metrics
-        self.executor = WriteExecutor(kube, metrics)
+        self.fence = fence
+        """Sharding mode: which accounts this replica may call the cloud for."""
+        self.user_agent = user_agent
+        self.executor = WriteExecutor(kube, metrics, fence=fence)
         """Every cloud write goes through it (reconcile and deletion alike)."""
         self.observers: dict[Key, AccountObserver] = {}
         self._account_waiters: dict[Key, set[asyncio.Event]] = {}
@@ -34,12 +46,21 @@ class Runtime:
     def observer(self, key: Key) -> AccountObserver:
         observer = self.observers.get(key)
         if observer is None:
-            observer = self.observers[key] = AccountObserver(
-                key, self.kube, self.metrics, on_identity_change=self.claims.wake_contested
+            observer = self.observers[key] = self.new_observer(
+                key, on_identity_change=self.claims.wake_contested
             )
             for waker in self._account_waiters.get(key, ()):
                 waker.set()
         return observer
+
+    def new_observer(
+        self, key: Key, on_identity_change: Callable[[], None] | None = None
+    ) -> AccountObserver:
+        """An observer with this process's User-Agent and fence (not registered)."""
+        return AccountObserver(
+            key, self.kube, self.metrics, on_identity_change,
+            user_agent=self.user_agent, fence=self.fence,
+        )  # fmt: skip
 
     def drop_observer(self, key: Key) -> None:
         observer = self.observers.pop(key, None)
