@@ -94,9 +94,7 @@ class Fleet:
 
     def expected_holders(self, operators: Iterable[OperatorProcess]) -> dict[str, str]:
         members = [identity(op) for op in operators]
-        return {
-            name: str(owner((self.sc.ns, name), members)) for name in self.handles
-        }
+        return {name: str(owner((self.sc.ns, name), members)) for name in self.handles}
 
     def wait_balanced(self, what: str) -> dict[str, str]:
         want = self.expected_holders(self.live())
@@ -113,15 +111,26 @@ class Fleet:
             raise AssertionError(f"{err}: holders {last}, rendezvous says {want}") from None
         return want
 
-    def writers_since(self, marks: dict[str, int]) -> dict[str, set[str]]:
-        """Account -> the replicas whose successful writes came after `marks`."""
+    def writes_since(self, marks: dict[str, int]) -> dict[str, list[dict[str, object]]]:
+        """Account -> its successful writes after `marks`."""
         out = {}
         for name, handle in self.handles.items():
             entries = [
                 e for e in account_entries(handle, writes_only=True) if e.get("error_code") is None
             ]
-            out[name] = {replica_of(e) for e in entries[marks.get(name, 0) :]}
+            out[name] = entries[marks.get(name, 0) :]
         return out
+
+    def writers_since(self, marks: dict[str, int]) -> dict[str, set[str]]:
+        """Account -> the replicas whose successful writes came after `marks`."""
+        return {n: {replica_of(e) for e in w} for n, w in self.writes_since(marks).items()}
+
+    def gone(self, service: str) -> bool:
+        try:
+            self.sc.kube.get(self.sc.ns, service)
+        except client.ApiException as err:
+            return err.status == 404
+        return False
 
     def marks(self) -> dict[str, int]:
         return {
@@ -190,6 +199,25 @@ def test_sharded_replicas_split_accounts_fail_over_rebalance_and_shrink(
     fleet.scale_all(4)
     scenario.finish(fleet.expected, timeout=CONVERGE_TIMEOUT)
     assert fleet.writers_since(before) == {n: {rebalanced[n]} for n in fleet.handles}
+
+    # Deleting onDelete: Stop services: one STOP each, from the replica holding the account,
+    # while the others wait rather than release the resource without it.
+    deleted = {f"acct{i}": f"acct{i}-svc0" for i in range(len(PROVIDERS))}
+    for service in deleted.values():
+        scenario.edit(service, {"spec": {"policy": {"onDelete": "Stop"}}})
+    before = fleet.marks()
+    for service in deleted.values():
+        scenario.kube.custom.delete_namespaced_custom_object(
+            "cloudinfer.dev", "v1alpha1", scenario.ns, "inferenceservices", service
+        )
+        del fleet.expected[service]
+    for service in deleted.values():
+        wait_until(
+            lambda s=service: fleet.gone(s), timeout=CONVERGE_TIMEOUT, what=f"{service} gone"
+        )
+    stops = fleet.writes_since(before)
+    for account in deleted:
+        assert [replica_of(w) for w in stops[account]] == [rebalanced[account]], stops[account]
 
     # 4. Down to one replica (the others leave cleanly): it holds every account.
     last = fleet.live()[-1]

@@ -135,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.State.settings = settings
     kube = KubernetesAccess()
     handlers.State.events = kube.events
+    handlers.State.kube = kube
     sharder = None
     if settings.shard:
         leases = LeaseClient(lease_namespace(settings.shard_namespace))

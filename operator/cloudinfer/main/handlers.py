@@ -21,11 +21,13 @@ from cloudinfer.cloud.errors import CloudError
 from cloudinfer.main.deletion import StopOnDelete
 from cloudinfer.main.events import EventPoster
 from cloudinfer.main.holds import HoldKeeper
+from cloudinfer.main.kube import KubernetesAccess
 from cloudinfer.main.settings import Settings
 from cloudinfer.main.sharding import Sharder
 from cloudinfer.reconcile.claims import is_deleting
 from cloudinfer.reconcile.executor import account_key
 from cloudinfer.reconcile.fence import NotHolder
+from cloudinfer.reconcile.kube_access import SERVICES_PLURAL
 from cloudinfer.reconcile.reconciler import ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
 
@@ -39,7 +41,9 @@ EVENT_FLUSH_SECONDS = 5.0
 # Sharding: how long a daemon of an account held elsewhere sleeps between looks (a gain of
 # the account, a spec change and the daemon's stop wake it sooner).
 PARKED_SECONDS = 60.0
-SHARD_RETRY_SECONDS = 5.0
+SHARD_RETRY_SECONDS = 10.0
+"""Sharding: how often a replica not holding the account of a service being deleted looks
+whether the holder has released it."""
 
 
 class State:
@@ -51,6 +55,7 @@ class State:
     holds: HoldKeeper | None = None
     deletion: StopOnDelete | None = None
     reconcilers: dict[tuple[str, str], ServiceReconciler] = {}  # noqa: RUF012
+    kube: KubernetesAccess | None = None
     sharding: Sharder | None = None
     """Sharding mode: the accounts this replica holds; None: every account (peering)."""
     parked: dict[tuple[str, str], asyncio.Event] = {}  # noqa: RUF012
@@ -302,6 +307,26 @@ async def service_deleted(*, body: kopf.Body, namespace: str | None, name: str, 
         State.deletion.forget(str(body.get("metadata", {}).get("uid")))
 
 
+async def _our_turn_to_stop(body: kopf.Body) -> bool:
+    """Sharding: wait until this replica holds the service's account (True), or until the
+    replica holding it has released the resource (False). Waiting here, rather than a
+    TemporaryError, keeps Kopf from posting a Warning event every retry on every replica."""
+    assert State.sharding is not None and State.kube is not None
+    key = account_key(body)
+    meta = body.get("metadata") or {}
+    while not State.sharding.may_act(key):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                State.sharding.held_event(key).wait(), timeout=SHARD_RETRY_SECONDS
+            )
+        finalizers = await State.kube.finalizers(
+            SERVICES_PLURAL, str(meta.get("namespace")), str(meta.get("name"))
+        )
+        if finalizers is None or FINALIZER not in finalizers:
+            return False
+    return True
+
+
 def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
     policy = spec.get("policy") or {}
     return bool(policy.get("onDelete") == "Stop")
@@ -311,10 +336,6 @@ def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
 async def stop_before_release(*, body: kopf.Body, **_: Any) -> None:
     """policy.onDelete=Stop: stop the cloud service, then let the resource go (deletion.py)."""
     holds().enable()
-    key = account_key(body)
-    if State.sharding is not None and not State.sharding.may_act(key):
-        # The replica holding the account stops it; retried here in case this one gets it.
-        raise kopf.TemporaryError(
-            f"CloudAccount {key[1]} is served by another replica", delay=SHARD_RETRY_SECONDS
-        )
+    if State.sharding is not None and not await _our_turn_to_stop(body):
+        return  # the replica holding the account stopped it and released the resource
     await deletion().release(body)
