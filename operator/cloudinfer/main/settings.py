@@ -99,7 +99,13 @@ class Settings(BaseSettings):
         "peering.",
     )
     shard_namespace: Annotated[
-        str, Option(("--shard-namespace",), "sharding.leaseNamespace", metavar="NS")
+        str,
+        Option(
+            ("--shard-namespace",),
+            "sharding.leaseNamespace",
+            metavar="NS",
+            shown_default="(the pod's namespace)",
+        ),
     ] = Field(
         default="",
         description="Namespace of the sharding Leases; empty: the pod's own namespace.",
