@@ -91,7 +91,7 @@ def owner(key: Key, members: Iterable[str]) -> str | None:
 class _Held:
     record: LeaseRecord
     renewed_at: float
-    """time.monotonic() when the last successful renewal (or acquisition) was sent."""
+    """The clock (time.monotonic) when the last successful renewal (or acquisition) was sent."""
 
     @property
     def valid_until(self) -> float:
@@ -109,8 +109,10 @@ class Sharder:
         group: str,
         identity: str,
         busy: Callable[[Key], bool] = lambda _: False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.identity = identity
+        self._clock = clock
         self._leases = leases
         self._metrics = metrics
         self._group = _digest(group)[:16]  # a valid label value whatever the peering name
@@ -121,7 +123,7 @@ class Sharder:
         self._held: dict[Key, _Held] = {}
         self._events: dict[Key, asyncio.Event] = {}
         self._seen: dict[str, tuple[str, float]] = {}
-        """Lease name -> (its resourceVersion, time.monotonic() when first seen at it)."""
+        """Lease name -> (its resourceVersion, the clock when first seen at it)."""
         self._member_record: LeaseRecord | None = None
         self.members: tuple[str, ...] = (identity,)
         self.on_change: Callable[[Key, bool], None] = lambda _key, _held: None
@@ -159,7 +161,7 @@ class Sharder:
         """(send before, answered by) as time.monotonic() instants while this replica holds
         the account; None otherwise. Implements the executor's WriteFence."""
         held = self._held.get(key)
-        if held is None or time.monotonic() >= held.valid_until:
+        if held is None or self._clock() >= held.valid_until:
             return None
         return held.valid_until, held.valid_until + ANSWER_MARGIN_SECONDS
 
@@ -204,7 +206,7 @@ class Sharder:
         """One round: renew membership, list, then acquire, renew or release each account."""
         await self._renew_membership()
         records = await self._leases.list(f"{GROUP_LABEL}={self._group}")
-        now = time.monotonic()
+        now = self._clock()
         self._note(records, now)
         by_name = {r.name: r for r in records}
         members = {self.identity}
@@ -274,7 +276,7 @@ class Sharder:
         name = account_lease_name(self._group_name, key)
         if record is None:
             body = self._account_body(name, key, transitions=0, resource_version=None)
-            sent = time.monotonic()
+            sent = self._clock()
             self._gained(key, await self._leases.create(body), sent)
             return
         mine = record.holder == self.identity
@@ -284,7 +286,7 @@ class Sharder:
         version = held.record.resource_version if held is not None else record.resource_version
         transitions = record.transitions + (0 if mine else 1)
         body = self._account_body(name, key, transitions=transitions, resource_version=version)
-        sent = time.monotonic()
+        sent = self._clock()
         try:
             renewed = await self._leases.replace(body)
         except LeaseConflict:
@@ -330,7 +332,7 @@ class Sharder:
         return held
 
     def _expire_lapsed(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for key, held in list(self._held.items()):
             if now >= held.valid_until:
                 self._lost(key, "its Lease was not renewed in time")
@@ -342,9 +344,9 @@ class Sharder:
         if held is None:
             return
         deadline = held.valid_until + ANSWER_MARGIN_SECONDS
-        while self.busy(key) and time.monotonic() < deadline:  # noqa: ASYNC110 - a counter
+        while self.busy(key) and self._clock() < deadline:  # noqa: ASYNC110 - a counter
             await asyncio.sleep(RELEASE_WAIT_SECONDS)
-        if time.monotonic() >= deadline:
+        if self._clock() >= deadline:
             return  # let it expire by itself
         record = held.record
         if key not in self._wanted:
