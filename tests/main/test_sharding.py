@@ -8,6 +8,7 @@ apiserver and the simulators.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import string
 from collections import Counter
@@ -238,3 +239,33 @@ def test_a_write_is_refused_without_a_window() -> None:
         answer_deadline(Window((0.0, 1.0)), ("ns", "acct"))  # the send deadline has passed
     far = 1e12
     assert answer_deadline(Window((far, far + 4)), ("ns", "acct")) == far + 4
+
+
+def test_a_lease_changed_under_its_holder_stops_it_at_the_next_round() -> None:
+    async def scenario() -> None:
+        leases, clock = MemoryLeases(), Clock()
+        a = replica(leases, clock, "a")
+        await rounds([a], clock, 1)
+        name = account_lease_name("cloudinfer-operator", KEYS[0])
+        stolen = leases.items[name]
+        leases.items[name] = dataclasses.replace(stolen, holder="z", resource_version="999")
+        lost: list[Key] = []
+        a.on_change = lambda key, held: None if held else lost.append(key)
+        await a.step()
+        assert lost == [KEYS[0]]
+        assert a.write_window(KEYS[0]) is None  # and "z" is waited for until it expires
+
+    asyncio.run(scenario())
+
+
+def test_a_new_process_with_the_same_identity_waits_for_the_old_ones_leases() -> None:
+    async def scenario() -> None:
+        leases, clock = MemoryLeases(), Clock()
+        await rounds([replica(leases, clock, "pod-1")], clock, 1)
+        again = replica(leases, clock, "pod-1")  # the container restarted: same pod, same PID
+        await rounds([again], clock, 3)
+        assert again.held == frozenset()  # the old process might still be writing
+        await rounds([again], clock, (LEASE_SECONDS + 4) // int(RETRY_SECONDS))
+        assert again.held == frozenset(KEYS)
+
+    asyncio.run(scenario())

@@ -274,15 +274,24 @@ class Sharder:
 
     async def _acquire(self, key: Key, record: LeaseRecord | None, now: float) -> None:
         name = account_lease_name(self._group_name, key)
+        held = self._held.get(key)
+        if held is not None and (
+            record is None or record.resource_version != held.record.resource_version
+        ):
+            # Deleted or written by someone else since this replica's renewal: stop now,
+            # not when the fence would lapse.
+            self._lost(key, "its Lease changed under this replica")
         if record is None:
             body = self._account_body(name, key, transitions=0, resource_version=None)
             sent = self._clock()
             self._gained(key, await self._leases.create(body), sent)
             return
-        mine = record.holder == self.identity
+        held = self._held.get(key)
+        # A Lease naming this identity that this process does not hold (an earlier process
+        # in the same pod, or changed under it) is waited for like anyone else's.
+        mine = held is not None
         if not mine and record.holder and not self._expired(record, now):
             return  # still another replica's: it releases it, or it expires
-        held = self._held.get(key)
         version = held.record.resource_version if held is not None else record.resource_version
         transitions = record.transitions + (0 if mine else 1)
         body = self._account_body(name, key, transitions=transitions, resource_version=version)
