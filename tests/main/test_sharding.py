@@ -25,6 +25,7 @@ from cloudinfer.main.sharding import (
     Key,
     Sharder,
     account_lease_name,
+    assign,
     member_lease_name,
     owner,
 )
@@ -35,12 +36,25 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ACCOUNTS = [(f"tenant-{i % 7}", f"acct-{i}") for i in range(120)]
 
 
-def test_rendezvous_spreads_accounts_and_a_leaver_moves_only_its_own() -> None:
+@pytest.mark.parametrize(("accounts", "members"), [(8, 4), (9, 3), (9, 4), (20, 4), (120, 7)])
+def test_each_member_serves_an_even_share_and_a_leaver_moves_few_others(
+    accounts: int, members: int
+) -> None:
+    keys, names = ACCOUNTS[:accounts], [f"pod-{i}-1" for i in range(members)]
+    before = assign(keys, names)
+    assert assign(reversed(keys), reversed(names)) == before  # the same on every replica
+    loads = Counter(before.values())
+    assert set(loads) == set(names)
+    assert set(loads.values()) <= {accounts // members, -(-accounts // members)}, loads
+    after = assign(keys, names[1:])
+    assert set(after) == set(keys)
+    others = [k for k in keys if before[k] != names[0] and after[k] != before[k]]
+    assert len(others) <= loads[names[0]], others  # at most as many as the leaver's own
+
+
+def test_rendezvous_moves_only_a_leavers_own_accounts() -> None:
     members = ["pod-a-1", "pod-b-1", "pod-c-1", "pod-d-1"]
     before = {key: owner(key, members) for key in ACCOUNTS}
-    shares = Counter(before.values())
-    assert set(shares) == set(members)
-    assert min(shares.values()) >= len(ACCOUNTS) // len(members) // 2, shares
     after = {key: owner(key, members[1:]) for key in ACCOUNTS}
     moved = {key for key in ACCOUNTS if before[key] != after[key]}
     assert moved == {key for key in ACCOUNTS if before[key] == "pod-a-1"}
@@ -152,9 +166,9 @@ async def rounds(
 
 
 def assert_balanced(replicas: list[Sharder]) -> None:
-    members = [r.identity for r in replicas]
+    assignment = assign(KEYS, [r.identity for r in replicas])
     for key in KEYS:
-        assert writers(replicas, key) == [owner(key, members)], key
+        assert writers(replicas, key) == [assignment[key]], key
 
 
 def test_replicas_split_accounts_and_a_joiner_takes_its_share_without_overlap() -> None:

@@ -139,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sharder = None
     if settings.shard:
         leases = LeaseClient(lease_namespace(settings.shard_namespace))
-        sharder = Sharder(leases, metrics, group=settings.peering, identity=default_identity())
+        # Installs watching other namespaces must not share Leases: they see other accounts.
+        group = "/".join((settings.peering, *sorted(settings.namespaces)))
+        sharder = Sharder(leases, metrics, group=group, identity=default_identity())
     handlers.State.sharding = sharder
     handlers.State.runtime = Runtime(kube, metrics, fence=sharder, user_agent=user_agent(sharder))
     if sharder is not None:
