@@ -193,7 +193,10 @@ def test_sharded_replicas_split_accounts_fail_over_rebalance_and_shrink(
         # others that bounded loads move with them).
         assert replicas <= {assignment[name], moved[name]}, (name, replicas)
 
-    # 3. A 4th replica joins: the accounts rebalance, and writes follow the new holders.
+    # 3. Back to three replicas, then a 4th joins: the accounts rebalance, and writes follow
+    # the new holders.
+    fleet.start()
+    fleet.wait_balanced("3 replicas again")
     fleet.start()
     rebalanced = fleet.wait_balanced("4 replicas to rebalance")
     assert sorted(Counter(rebalanced.values()).values()) == [2, 2, 2, 3], rebalanced
