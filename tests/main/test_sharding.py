@@ -283,3 +283,42 @@ def test_a_new_process_with_the_same_identity_waits_for_the_old_ones_leases() ->
         assert again.held == frozenset(KEYS)
 
     asyncio.run(scenario())
+
+
+def test_after_an_outage_a_replica_takes_back_at_once_what_no_one_touched() -> None:
+    async def scenario() -> None:
+        leases, clock = MemoryLeases(), Clock()
+        a = replica(leases, clock, "a")
+        await rounds([a], clock, 1)
+        leases.down = True
+        clock.now += RENEW_DEADLINE_SECONDS
+        a._expire_lapsed()
+        assert a.held == frozenset()
+        leases.down = False
+        await rounds([a], clock, 1)  # not LEASE_SECONDS later: the Leases still name it
+        assert a.held == frozenset(KEYS)
+
+    asyncio.run(scenario())
+
+
+def test_waiting_for_a_write_in_flight_does_not_hold_up_other_renewals() -> None:
+    async def scenario() -> None:
+        leases, clock = MemoryLeases(), Clock()
+        a, b = replica(leases, clock, "a"), replica(leases, clock, "b")
+        await rounds([a], clock, 2)
+        a.busy = lambda key: True  # a write for every account is in flight, never answered
+        b_gets = [k for k, m in assign(KEYS, ["a", "b"]).items() if m == "b"]
+        await rounds([b, a], clock, 1)
+        kept = a.held
+        assert kept == frozenset(KEYS) - set(b_gets)  # handed over ones are closed at once
+        before = {k: leases.items[account_lease_name("cloudinfer-operator", k)] for k in kept}
+        await rounds([a], clock, 1)  # the round does not wait for the writes in flight
+        for key in kept:
+            name = account_lease_name("cloudinfer-operator", key)
+            assert leases.items[name].resource_version != before[key].resource_version
+        # Still unanswered, the handed-over Leases are not released: b takes them once they
+        # expire, and never writes while a could (checked after every step).
+        await rounds([a, b], clock, int(LEASE_SECONDS // RETRY_SECONDS) + 2)
+        assert_balanced([a, b])
+
+    asyncio.run(scenario())

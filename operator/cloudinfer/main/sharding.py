@@ -153,6 +153,10 @@ class Sharder:
         self.members: tuple[str, ...] = (identity,)
         self.on_change: Callable[[Key, bool], None] = lambda _key, _held: None
         self._task: asyncio.Task[None] | None = None
+        self._handing: set[asyncio.Task[None]] = set()
+        self._lapsed: dict[Key, str] = {}
+        """Accounts whose fence lapsed -> the Lease's resourceVersion then: unchanged since,
+        no one else took it, so this replica takes it back without waiting for the expiry."""
 
     # -- what the handlers ask ------------------------------------------------------------------
 
@@ -207,8 +211,13 @@ class Sharder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for key in list(self._held):
+            held = self._lost(key, "this replica is stopping")
+            if held is not None:
+                with contextlib.suppress(Exception):
+                    await self._hand_back(key, held)
+        for task in list(self._handing):
             with contextlib.suppress(Exception):
-                await self._release(key)
+                await task
         if self._member_record is not None:
             with contextlib.suppress(Exception):
                 record = self._member_record
@@ -315,7 +324,9 @@ class Sharder:
         held = self._held.get(key)
         # A Lease naming this identity that this process does not hold (an earlier process
         # in the same pod, or changed under it) is waited for like anyone else's.
-        mine = held is not None
+        mine = held is not None or (
+            record.holder == self.identity and self._lapsed.get(key) == record.resource_version
+        )
         if not mine and record.holder and not self._expired(record, now):
             return  # still another replica's: it releases it, or it expires
         version = held.record.resource_version if held is not None else record.resource_version
@@ -347,6 +358,7 @@ class Sharder:
 
     def _gained(self, key: Key, record: LeaseRecord, sent: float) -> None:
         self._held[key] = _Held(record, sent)
+        self._lapsed.pop(key, None)
         self._metrics.shard_accounts_held.set(len(self._held))
         self._metrics.shard_handovers.labels("gained").inc()
         logger.info("holding CloudAccount %s/%s", *key, extra={"resource": "/".join(key)})
@@ -371,13 +383,23 @@ class Sharder:
         for key, held in list(self._held.items()):
             if now >= held.valid_until:
                 self._lost(key, "its Lease was not renewed in time")
+                self._lapsed[key] = held.record.resource_version
 
     async def _release(self, key: Key) -> None:
         """Stop writing for the account at once, let writes in flight finish (they are
-        cancelled at the fence's answer deadline anyway), then hand the Lease back."""
+        cancelled at the fence's answer deadline anyway), then hand the Lease back. The wait
+        runs on its own, so that it never delays the renewal of the other accounts."""
         held = self._lost(key, "another replica owns it now")
         if held is None:
             return
+        if not self.busy(key):
+            await self._hand_back(key, held)
+            return
+        task = asyncio.get_running_loop().create_task(self._hand_back(key, held))
+        self._handing.add(task)
+        task.add_done_callback(self._handing.discard)
+
+    async def _hand_back(self, key: Key, held: _Held) -> None:
         deadline = held.valid_until + ANSWER_MARGIN_SECONDS
         while self.busy(key) and self._clock() < deadline:  # noqa: ASYNC110 - a counter
             await asyncio.sleep(RELEASE_WAIT_SECONDS)
@@ -392,5 +414,5 @@ class Sharder:
             labels=self._labels("account"), annotations=dict(record.annotations),
             resource_version=record.resource_version,
         )  # fmt: skip
-        with contextlib.suppress(LeaseConflict):
+        with contextlib.suppress(LeaseConflict, KubeApiError, aiohttp.ClientError, TimeoutError):
             await self._leases.replace(body)
