@@ -38,7 +38,7 @@ from cloudinfer.reconcile.accounts import (
     new_provider,
 )
 from cloudinfer.reconcile.claims import Identity, Unknown, cloud_identity
-from cloudinfer.reconcile.fence import WriteFence, answer_deadline
+from cloudinfer.reconcile.fence import NotHolder, WriteFence, answer_deadline
 from cloudinfer.reconcile.kube_access import ACCOUNTS_PLURAL, Key, KubeAccess
 from cloudinfer.reconcile.metrics import AccountState, Metrics
 from cloudinfer.reconcile.outcomes import (
@@ -330,6 +330,11 @@ class AccountObserver:
             while not stopped():
                 try:
                     delay = await self.observe_once(body)
+                except NotHolder as lost:
+                    # Sharding: the account went to another replica mid-list; `stopped`
+                    # says so now, unless this replica got it back meanwhile.
+                    logger.info("%s", lost, extra={"resource": "/".join(self.key)})
+                    delay = 0.0
                 except Exception:
                     # Kubernetes itself failed (a Secret read or the status write during an
                     # apiserver restart), or a bug: retry soon. Letting it escape would make
