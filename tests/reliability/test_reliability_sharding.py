@@ -25,6 +25,7 @@ SERVICES_PER_ACCOUNT = 3
 SETTLE_TIMEOUT = 120
 """Generous: a replica's Lease lasts 15 s, and the box is shared."""
 CONVERGE_TIMEOUT = 180
+HANDOVER_NOISE = {"AccountNotReady", "PendingObservation", "ServiceNotFound"}
 
 
 def identity(operator: OperatorProcess) -> str:
@@ -166,6 +167,8 @@ def test_sharded_replicas_split_accounts_fail_over_rebalance_and_shrink(
     scenario.finish(fleet.expected, timeout=CONVERGE_TIMEOUT)
     writers = fleet.writers_since({})
     assert writers == {name: {assignment[name]} for name in fleet.handles}, writers
+    # (Services created in the cloud a moment before: ServiceNotFound until the next list.)
+    settled = {e.metadata.uid for e in scenario.kube.events(scenario.ns)}
 
     # 2. SIGKILL a replica in the middle of a change: its accounts move and converge.
     victim = next(op for op in fleet.operators if identity(op) in assignment.values())
@@ -236,3 +239,12 @@ def test_sharded_replicas_split_accounts_fail_over_rebalance_and_shrink(
     assert fleet.writers_since(before) == {n: {identity(last)} for n in fleet.handles}
     assert not fleet.throttled(), "a rate budget was overrun"
     assert f"cloudinfer_shard_accounts_held {ACCOUNTS}.0" in last.metrics()
+    # After the first convergence, no handover showed a service its account or its cloud
+    # service as missing or unobserved: the old holder stops before it could say so, the
+    # new one waits for its first observation quietly.
+    unsettled = [
+        f"{e.involved_object.name}: {e.reason}"
+        for e in scenario.kube.events(scenario.ns)
+        if e.type == "Warning" and e.reason in HANDOVER_NOISE and e.metadata.uid not in settled
+    ]
+    assert unsettled == [], unsettled

@@ -115,6 +115,14 @@ def _shard_changed(key: tuple[str, str], held: bool) -> None:
                 reconciler.waker.set()
 
 
+def _handing_over(stopped: kopf.DaemonStopped) -> bool:
+    """The operator exits or pauses (peering): another process takes its work over."""
+    leaving = (
+        kopf.DaemonStoppingReason.OPERATOR_EXITING | kopf.DaemonStoppingReason.OPERATOR_PAUSING
+    )
+    return stopped.reason is not None and bool(stopped.reason & leaving)
+
+
 def _holds(key: tuple[str, str]) -> bool:
     return State.sharding is None or State.sharding.holds(key)
 
@@ -172,7 +180,7 @@ async def account_observer(
                 body, stopped=lambda: bool(stopped) or not _holds(key), sleep=asyncio.sleep
             )
         finally:
-            rt.drop_observer(key)
+            rt.drop_observer(key, tell_services=_holds(key) and not _handing_over(stopped))
 
 
 @kopf.index(GROUP, VERSION, "cloudaccounts")

@@ -314,10 +314,11 @@ class AccountObserver:
             if sid in services
         )
 
-    def forget(self) -> None:
-        """The CloudAccount is gone: drop its snapshot and tell its services."""
+    def forget(self, *, notify: bool = True) -> None:
+        """The CloudAccount is gone: drop its snapshot and (`notify`) tell its services."""
         self.snapshot = Snapshot()
-        self._notify()
+        if notify:
+            self._notify()
         self.metrics.forget_account("/".join(self.key))
 
     async def run(

@@ -62,11 +62,15 @@ class Runtime:
             user_agent=self.user_agent, fence=self.fence,
         )  # fmt: skip
 
-    def drop_observer(self, key: Key) -> None:
+    def drop_observer(self, key: Key, *, tell_services: bool = True) -> None:
+        """The account's observer stopped. `tell_services`: because the account is gone;
+        not when another process takes over (this one exits, pauses, or, sharding, lost
+        the account): its services would report the account missing on the way out."""
         observer = self.observers.pop(key, None)
         if observer is not None:
-            observer.forget()  # services learn their account is gone
-            self.claims.wake_contested()  # and its claims are gone with it
+            observer.forget(notify=tell_services)  # services learn their account is gone
+            if tell_services:
+                self.claims.wake_contested()  # and its claims are gone with it
 
     def account_seen(self, key: Key, exists: bool) -> None:
         """The CloudAccount `key` exists (or no longer does, or is being deleted)."""
