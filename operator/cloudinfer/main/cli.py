@@ -146,7 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.State.runtime = Runtime(kube, metrics, fence=sharder, user_agent=user_agent(sharder))
     if sharder is not None:
         sharder.busy = handlers.State.runtime.executor.busy
-    handlers.State.holds = HoldKeeper(kube)
+    handlers.State.holds = (
+        HoldKeeper(kube) if sharder is None else HoldKeeper(kube, keeps=sharder.may_act)
+    )
     asyncio.run(_run(settings))
     return 0
 

@@ -109,6 +109,8 @@ def _shard_changed(key: tuple[str, str], held: bool) -> None:
     rt = State.runtime
     if rt is not None and not held and (observer := rt.observers.get(key)) is not None:
         observer.wake()
+    if held and State.holds is not None:
+        State.holds.resync(key)
     if not held:
         for (namespace, _), reconciler in list(State.reconcilers.items()):
             if namespace == key[0]:
