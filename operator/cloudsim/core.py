@@ -329,6 +329,7 @@ class CloudSim(ABC):
         params: dict[str, Any] | None = None
         path_params: dict[str, str] = {}
         fault: Fault | None = None
+        client = req.header("user-agent", "") or ""
         try:
             with self.lock:
                 call = self.route(req)
@@ -345,6 +346,7 @@ class CloudSim(ABC):
                     self._record(
                         action, request_id=request_id, account=account_name, outcome=None,
                         write=write, params=params, path_params=path_params, fault=fault,
+                        client=client,
                     )  # fmt: skip
                     raise
                 if outcome is not None:
@@ -357,6 +359,7 @@ class CloudSim(ABC):
                         params=params,
                         path_params=path_params,
                         fault=fault,
+                        client=client,
                     )
                     return outcome
             with self.lock:
@@ -378,6 +381,7 @@ class CloudSim(ABC):
                 path_params=path_params,
                 err=err,
                 throttled=throttled,
+                client=client,
             )
             return response
         self._record(
@@ -388,6 +392,7 @@ class CloudSim(ABC):
             write=write,
             params=params,
             path_params=path_params,
+            client=client,
         )
         return response
 
@@ -428,6 +433,7 @@ class CloudSim(ABC):
         fault: Fault | None = None,
         err: ApiError | None = None,
         throttled: bool = False,
+        client: str = "",
     ) -> None:
         """Journal one call; `outcome` None is a connection reset (no HTTP status)."""
         status = outcome.status if isinstance(outcome, Response) else 0
@@ -447,6 +453,7 @@ class CloudSim(ABC):
                     write=write,
                     params=params if write else None,
                     path_params=dict(path_params or {}) if write else None,
+                    client=client,
                 )
             )
 

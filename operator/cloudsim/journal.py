@@ -28,6 +28,8 @@ class JournalEntry:
     # Parameters carried in the URL path, kept for write calls only: ModelArts names the
     # project and the service there ({"pid": ..., "sid": ...}), not in the body.
     path_params: dict[str, str] | None = None
+    client: str = ""
+    """The caller's User-Agent: the operator names its replica there in sharding mode."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

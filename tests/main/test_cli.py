@@ -17,7 +17,8 @@ from cloudinfer.main.settings import ENV_PREFIX, Settings, auto_priority, shown_
 INSTALL_DOC = Path(__file__).resolve().parents[2] / "docs" / "install.md"
 
 FLAGS = ("-n", "--namespace", "-A", "--all-namespaces", "--peering", "--standalone", "--priority",
-         "--health-port", "--metrics-port", "--allowed-endpoint-host", "--log-format",
+         "--shard", "--shard-namespace", "--health-port", "--metrics-port",
+         "--allowed-endpoint-host", "--log-format",
          "--log-level")  # fmt: skip
 
 
@@ -61,6 +62,9 @@ def test_help_documents_every_flag_with_its_variable_and_default() -> None:
         pytest.param(["--peering", "p"], "peering", "p", id="peering"),
         pytest.param(["--standalone"], "standalone", True, id="standalone"),
         pytest.param([], "standalone", False, id="peering-by-default"),
+        pytest.param(["--shard"], "shard", True, id="shard"),
+        pytest.param([], "shard", False, id="no-sharding-by-default"),
+        pytest.param(["--shard-namespace", "ops"], "shard_namespace", "ops", id="lease-namespace"),
         pytest.param(["--priority", "7"], "priority", 7, id="explicit-priority"),
         pytest.param(["--priority=-10"], "priority", -10, id="negative-priority"),
         pytest.param(["--priority", "auto"], "priority", auto_priority(), id="auto-priority"),
@@ -192,3 +196,9 @@ def test_install_doc_lists_every_setting_as_the_model_has_it() -> None:
     assert "\n".join(rows) in text, "docs/install.md's flags table, regenerated:\n" + "\n".join(
         rows
     )
+
+
+def test_sharding_runs_every_replica_active_without_peering() -> None:
+    assert settings_from([]).peered
+    assert not settings_from(["--shard"]).peered
+    assert not settings_from(["--standalone"]).peered

@@ -229,3 +229,23 @@ def test_nothing_is_written_before_the_indexes_are_complete() -> None:
     before, after = asyncio.run(scenario())
     assert before == [IN_USE], "released while its service was not indexed yet"
     assert after == [IN_USE]
+
+
+def test_a_keeper_that_does_not_keep_an_account_writes_nothing_until_it_does() -> None:
+    """Sharding: only the replica holding the account keeps its holds (others would fight
+    over them while their views of the services differ)."""
+
+    async def scenario() -> None:
+        objects = Objects()
+        objects.put("Secret", "creds")
+        mine: set[tuple[str, str]] = set()
+        keeper = HoldKeeper(objects, keeps=lambda key: key in mine)
+        keeper.account_seen(("ns", "a"), account(objects, "a", "creds"))
+        keeper.service_seen(("ns", "s1"), service("s1", account="a"))
+        await keeper.sync(("ns", "a"))
+        assert objects.finalizers("Secret", "creds") == []
+        mine.add(("ns", "a"))
+        await keeper.sync(("ns", "a"))
+        assert IN_USE in objects.finalizers("Secret", "creds")
+
+    asyncio.run(scenario())

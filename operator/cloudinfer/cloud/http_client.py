@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -34,11 +35,15 @@ def new_async_client(
     limits: httpx.Limits = DEFAULT_LIMITS,
     trust_env: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
+    headers: Mapping[str, str] | None = None,
+    before_send: Callable[[httpx.Request], Awaitable[None]] | None = None,
 ) -> httpx.AsyncClient:
     """The client for cloud calls.
 
     Redirects are not followed: a signed request must reach the host it was signed for.
     `trust_env` honours HTTPS_PROXY/NO_PROXY; `transport` lets tests plug in an ASGI simulator.
+    `before_send` runs after signing, immediately before each request is sent; what it
+    raises, the caller gets (the sharding fence).
     """
     return httpx.AsyncClient(
         verify=tls_context(ca_bundle),
@@ -47,4 +52,6 @@ def new_async_client(
         trust_env=trust_env,
         follow_redirects=False,
         transport=transport,
+        headers=headers,
+        event_hooks={"request": [before_send]} if before_send is not None else None,
     )

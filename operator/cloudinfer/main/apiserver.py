@@ -48,6 +48,7 @@ UNQUEUED_PLURALS: Final = frozenset({ACCOUNTS_PLURAL})
 UNQUEUED_CORE_PLURALS: Final = frozenset({"events", "secrets", "configmaps"})
 _API_PREFIX: Final = f"/apis/{GROUP}/{VERSION}/"
 _CORE_PREFIX: Final = "/api/v1/namespaces/"
+_LEASES_PREFIX: Final = "/apis/coordination.k8s.io/"
 SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -68,13 +69,16 @@ def _core_plural(path: str) -> str | None:
 
 
 def waits_for_a_slot(url: URL) -> bool:
-    """Watches, paginated listings, event posts, and CloudAccount, Secret and ConfigMap
-    requests never queue; everything else does. A listing (Kopf's first one, and the start-up
-    inventory's) queued behind 10,000 finalizer patches held every daemon for a minute."""
+    """Watches, paginated listings, event posts, Leases, and CloudAccount, Secret and
+    ConfigMap requests never queue; everything else does. A listing (Kopf's first one, and
+    the start-up inventory's) queued behind 10,000 finalizer patches held every daemon for a
+    minute."""
     if url.query.get("watch") == "true" or "limit" in url.query:
         return False
     if _core_plural(url.path) in UNQUEUED_CORE_PLURALS:
         return False
+    if url.path.startswith(_LEASES_PREFIX):
+        return False  # a shard's renewal must not queue behind service patches (sharding.py)
     return _plural(url.path) not in UNQUEUED_PLURALS
 
 

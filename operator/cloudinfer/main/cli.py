@@ -14,12 +14,15 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from cloudinfer import __version__
 from cloudinfer.main import allocator, handlers
 from cloudinfer.main import apiserver as _apiserver  # noqa: F401 - registers Kopf's login
 from cloudinfer.main.holds import HoldKeeper
 from cloudinfer.main.inventory import Inventory
 from cloudinfer.main.kube import KubernetesAccess
+from cloudinfer.main.leases import LeaseClient
 from cloudinfer.main.settings import Settings, shown_default
+from cloudinfer.main.sharding import Sharder, default_identity, lease_namespace
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.runtime import Runtime
 
@@ -89,6 +92,12 @@ def settings_from(argv: Sequence[str] | None) -> Settings:
         parser().exit(USAGE_ERROR, f"{PROG}: error: {problems}\n")
 
 
+def user_agent(sharder: Sharder | None) -> str:
+    """Sent with every cloud call; names the replica in sharding mode (no secret in it)."""
+    agent = f"cloudinfer-operator/{__version__}"
+    return agent if sharder is None else f"{agent} replica/{sharder.identity}"
+
+
 async def _release_free_memory_periodically() -> None:
     while True:
         await asyncio.sleep(TRIM_INTERVAL_SECONDS)
@@ -102,9 +111,9 @@ async def _run(settings: Settings) -> None:
         await kopf.operator(
             clusterwide=settings.clusterwide,
             namespaces=settings.namespaces,
-            standalone=settings.standalone or None,
-            priority=None if settings.standalone else settings.priority,
-            peering_name=None if settings.standalone else settings.peering,
+            standalone=None if settings.peered else True,
+            priority=settings.priority if settings.peered else None,
+            peering_name=settings.peering if settings.peered else None,
             liveness_endpoint=liveness,
         )
     finally:
@@ -139,8 +148,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.State.settings = settings
     kube = KubernetesAccess()
     handlers.State.events = kube.events
-    handlers.State.runtime = Runtime(kube, metrics, allow_list=settings.endpoint_allow_list)
-    handlers.State.holds = HoldKeeper(kube)
+    handlers.State.kube = kube
+    sharder = None
+    if settings.shard:
+        leases = LeaseClient(lease_namespace(settings.shard_namespace))
+        # Installs watching other namespaces must not share Leases: they see other accounts.
+        group = "/".join((settings.peering, *sorted(settings.namespaces)))
+        sharder = Sharder(leases, metrics, group=group, identity=default_identity())
+    handlers.State.sharding = sharder
+    handlers.State.runtime = Runtime(
+        kube,
+        metrics,
+        allow_list=settings.endpoint_allow_list,
+        fence=sharder,
+        user_agent=user_agent(sharder),
+    )
+    if sharder is not None:
+        sharder.busy = handlers.State.runtime.executor.busy
+    handlers.State.holds = (
+        HoldKeeper(kube) if sharder is None else HoldKeeper(kube, keeps=sharder.may_act)
+    )
     handlers.State.inventory = Inventory(kube, handlers.Registries(), settings.namespaces)
     asyncio.run(_run(settings))
     return 0

@@ -85,9 +85,7 @@ class ReleaseObservers:
         if body is None:
             return None
         rt = self._runtime
-        observer = self._observers[key] = AccountObserver(
-            key, rt.kube, rt.metrics, allow_list=rt.allow_list
-        )
+        observer = self._observers[key] = rt.new_observer(key)
         task = asyncio.get_running_loop().create_task(
             self._run(key, observer, body), name=f"release observer {key[0]}/{key[1]}"
         )

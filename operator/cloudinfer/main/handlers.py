@@ -23,8 +23,12 @@ from cloudinfer.main.deletion import StopOnDelete
 from cloudinfer.main.events import EventPoster
 from cloudinfer.main.holds import HoldKeeper
 from cloudinfer.main.inventory import Inventory, Key
+from cloudinfer.main.kube import KubernetesAccess
 from cloudinfer.main.settings import Settings
+from cloudinfer.main.sharding import Sharder
 from cloudinfer.reconcile.claims import is_deleting
+from cloudinfer.reconcile.executor import account_key
+from cloudinfer.reconcile.fence import NotHolder
 from cloudinfer.reconcile.kube_access import ACCOUNTS_PLURAL, SERVICES_PLURAL
 from cloudinfer.reconcile.reconciler import ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
@@ -36,6 +40,12 @@ MAX_IDLE_SECONDS = 300.0
 # After an unexpected exception, retry the reconcile after this long.
 CRASH_BACKOFF_SECONDS = 10.0
 EVENT_FLUSH_SECONDS = 5.0
+# Sharding: how long a daemon of an account held elsewhere sleeps between looks (a gain of
+# the account, a spec change and the daemon's stop wake it sooner).
+PARKED_SECONDS = 60.0
+SHARD_RETRY_SECONDS = 10.0
+"""Sharding: how often a replica not holding the account of a service being deleted looks
+whether the holder has released it."""
 
 
 class State:
@@ -48,6 +58,11 @@ class State:
     deletion: StopOnDelete | None = None
     inventory: Inventory | None = None
     reconcilers: dict[tuple[str, str], ServiceReconciler] = {}  # noqa: RUF012
+    kube: KubernetesAccess | None = None
+    sharding: Sharder | None = None
+    """Sharding mode: the accounts this replica holds; None: every account (peering)."""
+    parked: dict[tuple[str, str], asyncio.Event] = {}  # noqa: RUF012
+    """Sharding: services of accounts held elsewhere, woken by their spec changing."""
 
 
 def runtime() -> Runtime:
@@ -89,16 +104,66 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     # Our own events go through events.py; Kopf posts only its warnings about a handler.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 270
-    if State.settings.standalone:
+    if not State.settings.peered:
         settings.peering.standalone = True
     else:
         settings.peering.name = State.settings.peering
         settings.peering.priority = State.settings.priority
 
 
+@kopf.on.startup()
+async def start_sharding(**_: Any) -> None:
+    if State.sharding is not None:
+        State.sharding.on_change = _shard_changed
+        State.sharding.start()
+
+
+def _shard_changed(key: tuple[str, str], held: bool) -> None:
+    """An account was gained or lost: its observer and its services' daemons look again."""
+    rt = State.runtime
+    if rt is not None and not held and (observer := rt.observers.get(key)) is not None:
+        observer.wake()
+    if held and State.holds is not None:
+        State.holds.resync(key)
+    if not held:
+        for (namespace, _), reconciler in list(State.reconcilers.items()):
+            if namespace == key[0]:
+                reconciler.waker.set()
+
+
+def _handing_over(stopped: kopf.DaemonStopped) -> bool:
+    """The operator exits or pauses (peering): another process takes its work over."""
+    leaving = (
+        kopf.DaemonStoppingReason.OPERATOR_EXITING | kopf.DaemonStoppingReason.OPERATOR_PAUSING
+    )
+    return stopped.reason is not None and bool(stopped.reason & leaving)
+
+
+def _holds(key: tuple[str, str]) -> bool:
+    return State.sharding is None or State.sharding.holds(key)
+
+
+async def _park(key: tuple[str, str], stopped: kopf.DaemonStopped, *also: asyncio.Event) -> None:
+    """Sharding: wait until this replica holds the account, `stopped`, or one of `also`."""
+    assert State.sharding is not None
+    waits = [
+        asyncio.ensure_future(State.sharding.held_event(key).wait()),
+        asyncio.ensure_future(stopped.wait()),
+        *(asyncio.ensure_future(event.wait()) for event in also),
+    ]
+    try:
+        await asyncio.wait(waits, timeout=PARKED_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
 @kopf.on.cleanup()
 async def flush_events(**_: Any) -> None:
-    """Events queued at shutdown (the last cloud writes') get a few seconds to go out."""
+    """Events queued at shutdown (the last cloud writes') get a few seconds to go out; in
+    sharding mode the held accounts are handed back first."""
+    if State.sharding is not None:
+        await State.sharding.close()
     if State.inventory is not None:
         await State.inventory.close()
     if State.holds is not None:
@@ -123,17 +188,26 @@ async def account_observer(
     rt = runtime()
     await listed()
     key = (namespace, name)
-    observer = rt.observer(key)
-    try:
-        await observer.run(body, stopped=lambda: bool(stopped), sleep=asyncio.sleep)
-    finally:
-        rt.drop_observer(key)
+    while not stopped:
+        if not _holds(key):  # sharding: another replica observes it
+            await _park(key, stopped)
+            continue
+        observer = rt.observer(key)
+        try:
+            await observer.run(
+                body, stopped=lambda: bool(stopped) or not _holds(key), sleep=asyncio.sleep
+            )
+        finally:
+            rt.drop_observer(key, tell_services=_holds(key) and not _handing_over(stopped))
 
 
 def _account_seen(key: Key, body: Mapping[str, Any]) -> None:
-    """Feeds Runtime.accounts and the in-use holds."""
+    """Feeds Runtime.accounts, the in-use holds and (sharding) the accounts to share out,
+    those being deleted included: their services' Stop-on-delete needs a holder."""
     if State.runtime is not None:
         State.runtime.account_seen(key, not is_deleting(body))
+    if State.sharding is not None:
+        State.sharding.want(key, True)
     if State.holds is not None:
         State.holds.account_seen(key, body)
 
@@ -143,6 +217,8 @@ def _account_gone(key: Key) -> None:
         State.holds.account_gone(key)
     if State.runtime is not None:
         State.runtime.account_seen(key, False)
+    if State.sharding is not None:
+        State.sharding.want(key, False)
 
 
 @kopf.on.event(GROUP, VERSION, "cloudaccounts")
@@ -226,6 +302,9 @@ async def service_event(
     reconciler = State.reconcilers.get(key)
     if reconciler is not None:
         reconciler.waker.set()
+    parked = State.parked.get((namespace or "", name))
+    if parked is not None:
+        parked.set()  # its accountRef may name another account now
 
 
 @kopf.daemon(GROUP, VERSION, "inferenceservices", cancellation_timeout=10.0)
@@ -235,17 +314,33 @@ async def service_reconciler(
     namespace = namespace or ""
     rt = runtime()
     await listed()
+    while not stopped:
+        if _holds(account_key(body)):
+            await _reconcile(rt, body, namespace, name, stopped)
+        else:  # sharding: another replica serves its account; no reconciler here
+            parked = State.parked[(namespace, name)] = asyncio.Event()
+            try:
+                await _park(account_key(body), stopped, parked)
+            finally:
+                State.parked.pop((namespace, name), None)
+
+
+async def _reconcile(
+    rt: Runtime, body: kopf.Body, namespace: str, name: str, stopped: kopf.DaemonStopped
+) -> None:
+    """Reconcile until stopped, or (sharding) until this replica no longer holds the
+    service's account."""
     reconciler = ServiceReconciler(rt, body)
     State.reconcilers[(namespace, name)] = reconciler
     queue = rt.metrics.queue_depth.labels("inferenceservice")
     try:
-        while not stopped:
+        while not stopped and _holds(account_key(body)):
             reconciler.waker.clear()
             queue.inc()  # reconciles in progress, including those waiting for rate budget
             try:
                 outcome = await reconciler.reconcile()
                 timeout = _seconds_until(outcome.wake_at)
-            except (CloudError, OSError, kopf.TemporaryError) as err:
+            except (CloudError, OSError, kopf.TemporaryError, NotHolder) as err:
                 logger.warning(  # a timeout's message is empty: name its type then
                     "reconcile failed: %s", str(err) or type(err).__name__,
                     extra={"resource": f"{namespace}/{name}"},
@@ -266,6 +361,26 @@ async def service_reconciler(
             rt.claims.drop((namespace, name))  # the next claimant takes over now
 
 
+async def _our_turn_to_stop(body: kopf.Body) -> bool:
+    """Sharding: wait until this replica holds the service's account (True), or until the
+    replica holding it has released the resource (False). Waiting here, rather than a
+    TemporaryError, keeps Kopf from posting a Warning event every retry on every replica."""
+    assert State.sharding is not None and State.kube is not None
+    key = account_key(body)
+    meta = body.get("metadata") or {}
+    while not State.sharding.may_act(key):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                State.sharding.held_event(key).wait(), timeout=SHARD_RETRY_SECONDS
+            )
+        finalizers = await State.kube.finalizers(
+            SERVICES_PLURAL, str(meta.get("namespace")), str(meta.get("name"))
+        )
+        if finalizers is None or FINALIZER not in finalizers:
+            return False
+    return True
+
+
 def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
     policy = spec.get("policy") or {}
     return bool(policy.get("onDelete") == "Stop")
@@ -275,4 +390,6 @@ def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
 async def stop_before_release(*, body: kopf.Body, **_: Any) -> None:
     """policy.onDelete=Stop: stop the cloud service, then let the resource go (deletion.py)."""
     await listed()
+    if State.sharding is not None and not await _our_turn_to_stop(body):
+        return  # the replica holding the account stopped it and released the resource
     await deletion().release(body)

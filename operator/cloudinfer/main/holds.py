@@ -22,7 +22,7 @@ import contextlib
 import copy
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -154,8 +154,13 @@ class HoldKeeper:
     over it. A sync that fails (the apiserver is away, a refusal) is retried with backoff.
     """
 
-    def __init__(self, kube: MetadataAccess) -> None:
+    def __init__(
+        self, kube: MetadataAccess, *, keeps: Callable[[Key], bool] = lambda _: True
+    ) -> None:
         self._kube = kube
+        self._keeps = keeps
+        """Whether this process keeps the account's holds (sharding: the replica holding it;
+        every replica sees every object, so they would agree, but fight while they don't)."""
         self._accounts: dict[Key, dict[str, Any]] = {}
         """The latest body of every CloudAccount (metadata and spec only)."""
         self._gone: dict[Key, frozenset[Ref]] = {}
@@ -242,6 +247,10 @@ class HoldKeeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def resync(self, key: Key) -> None:
+        """This process now keeps the account's holds (sharding: it gained the account)."""
+        self._touch(key)
+
     def _touch(self, key: Key) -> None:
         self._dirty[key] = None
         if self.enabled:
@@ -274,6 +283,10 @@ class HoldKeeper:
         """Make the finalizers of one CloudAccount and of what it names match the need."""
         namespace = key[0]
         body = self._accounts.get(key)
+        if not self._keeps(key):
+            if body is None:
+                self._gone.pop(key, None)  # its keeper releases what it recorded
+            return
         if body is None:  # deleted with a record left: release what it held
             gone = self._gone.get(key, frozenset())
             released = [r for r in gone if not self._wanted_elsewhere(namespace, r, key)]

@@ -94,6 +94,24 @@ class Settings(BaseSettings):
         "derived from the host (pod) name. Kopf pauses every peer that shares the highest "
         "priority, so replicas must differ; the highest one acts, the others wait.",
     )
+    shard: Annotated[bool, Option(("--shard",), "sharding.enabled")] = Field(
+        default=False,
+        description="Sharding: every replica is active, and the CloudAccounts are split "
+        "between them through Leases (each account served by one replica); implies no "
+        "peering.",
+    )
+    shard_namespace: Annotated[
+        str,
+        Option(
+            ("--shard-namespace",),
+            "sharding.leaseNamespace",
+            metavar="NS",
+            shown_default="(the pod's namespace)",
+        ),
+    ] = Field(
+        default="",
+        description="Namespace of the sharding Leases; empty: the pod's own namespace.",
+    )
     health_port: Annotated[int, Option(("--health-port",), "healthPort")] = Field(
         default=8080,
         ge=0,
@@ -149,6 +167,11 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
             raise ValueError(f"expected an integer or '{AUTO_PRIORITY}'")
         return value
+
+    @property
+    def peered(self) -> bool:
+        """Kopf peering applies: one active replica. Sharding runs every replica active."""
+        return not self.standalone and not self.shard
 
     @property
     def clusterwide(self) -> bool:

@@ -6,9 +6,12 @@ deletion (`policy.onDelete: Stop`): every write then leaves the same trace.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import random
+import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +19,8 @@ from typing import Any
 from cloudinfer.api.conditions import Reason
 from cloudinfer.cloud.errors import CloudError, ThrottledError
 from cloudinfer.cloud.model import Change, ObservedService
-from cloudinfer.reconcile.kube_access import KubeAccess
+from cloudinfer.reconcile.fence import WriteFence, answer_deadline
+from cloudinfer.reconcile.kube_access import Key, KubeAccess
 from cloudinfer.reconcile.ledger import LedgerEntry, describe, entry_of
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.observer import Snapshot
@@ -31,6 +35,19 @@ def _now() -> datetime.datetime:
 
 def _generation(body: Mapping[str, Any]) -> int:
     return int(body.get("metadata", {}).get("generation", 0))
+
+
+def account_key(body: Mapping[str, Any]) -> Key:
+    """The CloudAccount an InferenceService names."""
+    meta, spec = body.get("metadata", {}), body.get("spec") or {}
+    return str(meta.get("namespace") or ""), str((spec.get("accountRef") or {}).get("name", ""))
+
+
+def _loop_time(monotonic_deadline: float | None) -> float | None:
+    """A time.monotonic() instant on the event loop's clock (None: no deadline)."""
+    if monotonic_deadline is None:
+        return None
+    return asyncio.get_running_loop().time() + (monotonic_deadline - time.monotonic())
 
 
 def resource_name(body: Mapping[str, Any]) -> str:
@@ -88,11 +105,22 @@ class WriteExecutor:
     """Makes one change through the account's provider, and records it."""
 
     def __init__(
-        self, kube: KubeAccess, metrics: Metrics, rng: random.Random | None = None
+        self,
+        kube: KubeAccess,
+        metrics: Metrics,
+        rng: random.Random | None = None,
+        *,
+        fence: WriteFence | None = None,
     ) -> None:
         self._kube = kube
         self._metrics = metrics
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self._fence = fence
+        self._busy: Counter[Key] = Counter()
+
+    def busy(self, account: Key) -> bool:
+        """A write for the account is in flight (sharding waits for it before a handover)."""
+        return self._busy[account] > 0
 
     async def execute(
         self,
@@ -117,12 +145,19 @@ class WriteExecutor:
             raise ValueError("the snapshot has no provider: the account was never observed")
         warnings = warnings or Warnings(self._kube, body)
         described = describe(change)
+        account = account_key(body)
+        # Sharding: not sent at all unless this replica holds the account; cancelled if not
+        # answered before another replica could take it (the client checks again just
+        # before the request leaves: observer.py).
+        answer_by = answer_deadline(self._fence, account) if self._fence is not None else None
         in_flight = self._metrics.writes_in_flight.labels(observed.cloud.value)
         in_flight.inc()
+        self._busy[account] += 1
         try:
-            result = await snapshot.provider.apply(
-                snapshot.config.account, change, observed=observed
-            )
+            async with asyncio.timeout_at(_loop_time(answer_by)):
+                result = await snapshot.provider.apply(
+                    snapshot.config.account, change, observed=observed
+                )
         except CloudError as err:
             entry = self._refused(body, snapshot, observed, change, err, refusals_in_a_row)
             held = entry.retry_at is None
@@ -135,6 +170,9 @@ class WriteExecutor:
             return WriteOutcome(change, entry, err)
         finally:
             in_flight.dec()
+            self._busy[account] -= 1
+            if not self._busy[account]:
+                del self._busy[account]
         # The journal time is when the call returned, not when it was queued: a list that
         # started before this instant may predate the write (duplicate-write guard).
         now = _now()

@@ -149,6 +149,21 @@ class Metrics:
             "cloudinfer_snapshot_services", "Services in an account's observation snapshot.",
             ["account"], registry=r,
         )  # fmt: skip
+        self.shard_accounts_held = Gauge(
+            "cloudinfer_shard_accounts_held",
+            "CloudAccounts whose Lease this replica holds (sharding mode).",
+            registry=r,
+        )
+        self.shard_members = Gauge(
+            "cloudinfer_shard_members", "Live replicas this replica sees (sharding mode).",
+            registry=r,
+        )  # fmt: skip
+        self.shard_handovers = Counter(
+            "cloudinfer_shard_handovers_total",
+            "CloudAccounts this replica gained or lost (direction), sharding mode.",
+            ["direction"],
+            registry=r,
+        )
         for cloud in CLOUDS:
             self.writes_in_flight.labels(cloud)
             for error_class in ERROR_CLASSES:

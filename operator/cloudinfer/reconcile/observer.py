@@ -39,6 +39,7 @@ from cloudinfer.reconcile.accounts import (
     new_provider,
 )
 from cloudinfer.reconcile.claims import Identity, Unknown, cloud_identity
+from cloudinfer.reconcile.fence import NotHolder, WriteFence, answer_deadline
 from cloudinfer.reconcile.kube_access import ACCOUNTS_PLURAL, Key, KubeAccess
 from cloudinfer.reconcile.metrics import AccountState, Metrics
 from cloudinfer.reconcile.outcomes import (
@@ -91,8 +92,12 @@ class AccountObserver:
         on_identity_change: Callable[[], None] | None = None,
         *,
         allow_list: EndpointAllowList,
+        user_agent: str | None = None,
+        fence: WriteFence | None = None,
     ) -> None:
         self.key = key
+        self._user_agent = user_agent
+        self._fence = fence
         self.kube = kube
         self.metrics = metrics
         self.allow_list = allow_list
@@ -182,7 +187,11 @@ class AccountObserver:
                 with os.fdopen(handle, "w") as out:
                     out.write(ca_pem)
                 ca_path = self._ca_file = Path(raw_path)
-            self._client = new_async_client(ca_bundle=ca_path)
+            self._client = new_async_client(
+                ca_bundle=ca_path,
+                headers={"User-Agent": self._user_agent} if self._user_agent else None,
+                before_send=self._fenced if self._fence is not None else None,
+            )
             self._client_ca = ca_pem
             self._provider = None
         if self._provider is None or self._budgets_cloud != spec.provider:
@@ -196,6 +205,12 @@ class AccountObserver:
             self._budgets.configure(config.account.name, config.budget_overrides)
             self._budget_overrides = config.budget_overrides
         return config, self._provider
+
+    async def _fenced(self, _request: httpx.Request) -> None:
+        """Sharding: no call at all, read or write, for an account this replica does not hold
+        (the cloud's rate limit is per account; a second caller would overrun it)."""
+        if self._fence is not None:
+            answer_deadline(self._fence, self.key)
 
     async def _close_client(self) -> None:
         if self._client is not None:
@@ -340,10 +355,11 @@ class AccountObserver:
             if sid in services
         )
 
-    def forget(self) -> None:
-        """The CloudAccount is gone: drop its snapshot and tell its services."""
+    def forget(self, *, notify: bool = True) -> None:
+        """The CloudAccount is gone: drop its snapshot and (`notify`) tell its services."""
         self.snapshot = Snapshot()
-        self._notify()
+        if notify:
+            self._notify()
         self.metrics.forget_account("/".join(self.key))
 
     async def run(
@@ -356,6 +372,11 @@ class AccountObserver:
             while not stopped():
                 try:
                     delay = await self.observe_once(body)
+                except NotHolder as lost:
+                    # Sharding: the account went to another replica mid-list; `stopped`
+                    # says so now, unless this replica got it back meanwhile.
+                    logger.info("%s", lost, extra={"resource": "/".join(self.key)})
+                    delay = 0.0
                 except Exception:
                     # Kubernetes itself failed (a Secret read or the status write during an
                     # apiserver restart), or a bug: retry soon. Letting it escape would make

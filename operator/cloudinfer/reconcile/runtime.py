@@ -7,10 +7,12 @@ daemons and hands in a `KubeAccess`. See docs/architecture.md for the module map
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from cloudinfer.cloud.allowlist import EndpointAllowList
 from cloudinfer.reconcile.claims import ClaimRegistry, Identity, Unknown
 from cloudinfer.reconcile.executor import WriteExecutor
+from cloudinfer.reconcile.fence import WriteFence
 from cloudinfer.reconcile.kube_access import Key, KubeAccess
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.observer import AccountObserver
@@ -20,13 +22,22 @@ class Runtime:
     """Shared state: the observers, keyed by CloudAccount, the claims, and the metrics."""
 
     def __init__(
-        self, kube: KubeAccess, metrics: Metrics, *, allow_list: EndpointAllowList
+        self,
+        kube: KubeAccess,
+        metrics: Metrics,
+        *,
+        allow_list: EndpointAllowList,
+        fence: WriteFence | None = None,
+        user_agent: str | None = None,
     ) -> None:
         self.kube = kube
         self.metrics = metrics
         self.allow_list = allow_list
         """Where cloud requests may go (--allowed-endpoint-host)."""
-        self.executor = WriteExecutor(kube, metrics)
+        self.fence = fence
+        """Sharding mode: which accounts this replica may call the cloud for."""
+        self.user_agent = user_agent
+        self.executor = WriteExecutor(kube, metrics, fence=fence)
         """Every cloud write goes through it (reconcile and deletion alike)."""
         self.observers: dict[Key, AccountObserver] = {}
         self._account_waiters: dict[Key, set[asyncio.Event]] = {}
@@ -40,22 +51,31 @@ class Runtime:
     def observer(self, key: Key) -> AccountObserver:
         observer = self.observers.get(key)
         if observer is None:
-            observer = self.observers[key] = AccountObserver(
-                key,
-                self.kube,
-                self.metrics,
-                on_identity_change=self.claims.wake_contested,
-                allow_list=self.allow_list,
+            observer = self.observers[key] = self.new_observer(
+                key, on_identity_change=self.claims.wake_contested
             )
             for waker in self._account_waiters.get(key, ()):
                 waker.set()
         return observer
 
-    def drop_observer(self, key: Key) -> None:
+    def new_observer(
+        self, key: Key, on_identity_change: Callable[[], None] | None = None
+    ) -> AccountObserver:
+        """An observer with this process's User-Agent and fence (not registered)."""
+        return AccountObserver(
+            key, self.kube, self.metrics, on_identity_change,
+            allow_list=self.allow_list, user_agent=self.user_agent, fence=self.fence,
+        )  # fmt: skip
+
+    def drop_observer(self, key: Key, *, tell_services: bool = True) -> None:
+        """The account's observer stopped. `tell_services`: because the account is gone;
+        not when another process takes over (this one exits, pauses, or, sharding, lost
+        the account): its services would report the account missing on the way out."""
         observer = self.observers.pop(key, None)
         if observer is not None:
-            observer.forget()  # services learn their account is gone
-            self.claims.wake_contested()  # and its claims are gone with it
+            observer.forget(notify=tell_services)  # services learn their account is gone
+            if tell_services:
+                self.claims.wake_contested()  # and its claims are gone with it
 
     def account_seen(self, key: Key, exists: bool) -> None:
         """The CloudAccount `key` exists (or no longer does, or is being deleted)."""
