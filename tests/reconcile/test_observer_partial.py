@@ -11,6 +11,7 @@ from typing import Any
 
 from test_claim_rule import RecordingKube
 
+from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
 from cloudinfer.cloud.budget import CallRate
 from cloudinfer.cloud.credentials import Secret, TencentCredentials
 from cloudinfer.cloud.errors import AuthError
@@ -67,7 +68,9 @@ class OneByOneProvider:
 
 
 def _observer(provider: OneByOneProvider) -> AccountObserver:
-    observer = AccountObserver(("ns", "acct"), SecretKube(), Metrics())
+    observer = AccountObserver(
+        ("ns", "acct"), SecretKube(), Metrics(), allow_list=DEFAULT_ALLOW_LIST
+    )
     configure = observer._configure
 
     async def with_provider(*args: Any) -> Any:
@@ -139,7 +142,7 @@ def _service(name: str, service_id: str) -> Mapping[str, Any]:
 
 def test_a_reconciler_acts_on_a_partial_observation_and_waits_for_a_missing_service() -> None:
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics())
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     runtime.account_seen(("ns", "acct"), True)
     provider = RecordingProvider()
     account = Account(
@@ -194,7 +197,9 @@ class SlowListProvider:
 
 
 def _active_delay(writes_waiting: bool) -> float:
-    observer = AccountObserver(("ns", "acct"), SecretKube(), Metrics())
+    observer = AccountObserver(
+        ("ns", "acct"), SecretKube(), Metrics(), allow_list=DEFAULT_ALLOW_LIST
+    )
     provider = SlowListProvider(observer if writes_waiting else None)
     configure = observer._configure
 
