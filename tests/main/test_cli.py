@@ -13,6 +13,7 @@ import pytest
 from cloudinfer.cloud.allowlist import DEFAULT_PATTERNS
 from cloudinfer.main.cli import parser, settings_from
 from cloudinfer.main.settings import ENV_PREFIX, Settings, auto_priority, shown_default
+from cloudinfer.main.sharding import default_identity
 
 INSTALL_DOC = Path(__file__).resolve().parents[2] / "docs" / "install.md"
 
@@ -171,6 +172,18 @@ def test_auto_priority_is_stable_and_in_range() -> None:
     first, second = auto_priority(), auto_priority()
     assert first == second
     assert 1 <= first <= 10_000
+
+
+def test_auto_priority_follows_the_pod_name_not_the_host_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pods on the node's network share the node's host name; the chart gives each its own
+    name in POD_ID, and two pods must not share a priority (Kopf would pause both)."""
+    monkeypatch.setenv("POD_ID", "cloudinfer-operator-7d9f-abcde")
+    first = auto_priority()
+    monkeypatch.setenv("POD_ID", "cloudinfer-operator-7d9f-fghij")
+    assert auto_priority() != first
+    assert default_identity().startswith("cloudinfer-operator-7d9f-fghij-")
 
 
 def test_unrelated_cloudinfer_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -422,6 +422,9 @@ def test_metrics_port_equal_to_health_port_is_refused(helm: Helm) -> None:
     ]
 
 
+POD_ID_ENV = {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+
+
 def test_extra_env_and_args_reach_the_container(helm: Helm) -> None:
     operator = container(
         render(
@@ -431,10 +434,10 @@ def test_extra_env_and_args_reach_the_container(helm: Helm) -> None:
             "extraArgs={--log-level=debug}",
         )
     )
-    assert operator["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
+    assert operator["env"] == [POD_ID_ENV, {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
     assert operator["args"] == [*DEFAULT_ARGS, "--log-level=debug"]
     assert settings_from(operator["args"]).log_level == "debug", "the last flag wins"
-    assert "env" not in container(render(helm))
+    assert container(render(helm))["env"] == [POD_ID_ENV]
 
 
 def test_empty_allow_list_value_leaves_it_to_the_environment(
@@ -461,6 +464,9 @@ def test_host_network_uses_the_cluster_dns(helm: Helm) -> None:
     pod = one(render(helm, "hostNetwork=true"), "Deployment")["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True
     assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    # Every pod on a node shares the node's host name then; the pod name tells them apart
+    # (Kopf's peering identity, the auto priority, the shard identity).
+    assert pod["containers"][0]["env"] == [POD_ID_ENV]
     default = one(render(helm), "Deployment")["spec"]["template"]["spec"]
     assert "hostNetwork" not in default and "dnsPolicy" not in default
 

@@ -9,6 +9,7 @@ line, then the environment, then the default (docs/install.md).
 
 from __future__ import annotations
 
+import os
 import socket
 import zlib
 from dataclasses import dataclass
@@ -47,10 +48,21 @@ class Option:
         return self.flags[-1]
 
 
+POD_NAME_ENV = "POD_ID"
+"""The pod's name, from the downward API (the chart sets it). Kopf reads the same variable
+for its peering identity."""
+
+
+def pod_name() -> str:
+    """This pod's name: POD_ID, else the host name, which is the pod's name unless the pod
+    shares the node's network (then every such pod on the node has the node's name)."""
+    return os.environ.get(POD_NAME_ENV) or socket.gethostname()
+
+
 def auto_priority() -> int:
-    """A peering priority derived from the host (pod) name: distinct per pod with overwhelming
+    """A peering priority derived from the pod name: distinct per pod with overwhelming
     likelihood, and stable across restarts."""
-    return zlib.crc32(socket.gethostname().encode()) % AUTO_PRIORITY_RANGE + 1
+    return zlib.crc32(pod_name().encode()) % AUTO_PRIORITY_RANGE + 1
 
 
 class Settings(BaseSettings):

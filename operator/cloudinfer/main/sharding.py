@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import aiohttp
 from cloudinfer.main.apiserver import SERVICE_ACCOUNT_DIR
 from cloudinfer.main.kube import KubeApiError
 from cloudinfer.main.leases import LeaseClient, LeaseConflict, LeaseRecord, lease_body
+from cloudinfer.main.settings import pod_name
 from cloudinfer.reconcile.metrics import Metrics
 
 logger = logging.getLogger("cloudinfer")
@@ -53,8 +53,8 @@ NAME_HASH_CHARS: Final = 20
 
 
 def default_identity() -> str:
-    """The pod name (the host name) and the process ID: two processes on one host differ."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """The pod name and the process ID: two processes in one pod differ."""
+    return f"{pod_name()}-{os.getpid()}"
 
 
 def lease_namespace(configured: str, directory: Path = SERVICE_ACCOUNT_DIR) -> str:
