@@ -499,8 +499,9 @@ def sharded_replicas_split_accounts_and_hand_over(target: InstallTarget) -> None
         scale = SCALE_ACTION["huawei"]
         wait_for(lambda: len(writes(handles["acct0"], scale)) == 2, timeout=SHARD_TIMEOUT,
                  interval=0.5, what="acct0's scale to 3 sent")  # fmt: skip
-        target.kubectl("delete", "pod", "-n", namespace, victim_pod, "--wait=false")
+        assert _holders(target, namespace)["acct0"] == victim, "acct0 moved before the deletion"
         deleted = time.monotonic()
+        target.kubectl("delete", "pod", "-n", namespace, victim_pod, "--wait=false")
         wait_for(lambda: _holders(target, namespace).get("acct0", victim) not in ("", victim),
                  timeout=SHARD_TIMEOUT, what="another pod to hold acct0")  # fmt: skip
         taken_over = time.monotonic() - deleted
