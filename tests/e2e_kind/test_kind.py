@@ -21,6 +21,7 @@ from install_scenarios import (
     helm_upgrade_rolls_without_duplicate_write,
     install_yaml_converges,
     restricted_namespace_converges,
+    sharded_replicas_split_accounts_and_hand_over,
 )
 from kubernetes import config
 
@@ -113,3 +114,7 @@ def test_restricted_namespace_admits_and_converges(target: InstallTarget) -> Non
 
 def test_two_replicas_one_acts_hands_over_and_stops_cleanly(target: InstallTarget) -> None:
     ha_one_acts_and_hands_over(target)
+
+
+def test_three_sharded_replicas_split_accounts_and_hand_over(target: InstallTarget) -> None:
+    sharded_replicas_split_accounts_and_hand_over(target)

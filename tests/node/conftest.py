@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from harness import FAST_SIM, Kube
-from install_scenarios import InstallTarget
+from install_scenarios import FIGURES, InstallTarget
 from kubernetes import config
 
 from cloudsim.core import Settings as SimSettings
@@ -39,6 +39,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "Linux, root and cgroups (see docs/install.md, 'Try it on a real node'). To run "
             f"the rest of `make test` without it, set {nodes.SKIP_ENV}=1."
         )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Handover times are reported, not asserted (docs/reliability.md)."""
+    if FIGURES:
+        terminalreporter.section("node tier figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 
 import yaml
 from harness import CloudAccountHandle, Kube, new_sim_account, writes
-from kubernetes import watch
+from kubernetes import client, watch
 from scenarios import SCALE_ACTION, core_scenario
 
+from cloudinfer.main.sharding import ACCOUNT_ANNOTATION, ROLE_LABEL
 from cloudsim.server import RunningSim
 from support import wait_for
 
@@ -30,6 +32,17 @@ PEERING = "cloudinfer-operator"
 # converged write. Kopf drops the leaving pod's peering record on SIGTERM, so the standby
 # resumes at its next peering event; 90 s also covers a crash (peering lifetime 60 s).
 HANDOVER_BOUND_SECONDS = 90
+SHARD_TIMEOUT = 180
+"""Generous waits in sharding mode: a Lease lasts 15 s, and three pods share 2 cores."""
+
+FIGURES: list[str] = []
+"""Measured times (handovers), printed at the end of the run and never asserted: a bound
+that a loaded machine misses would be a timing lottery (docs/reliability.md)."""
+
+
+def report_figure(scenario: str, text: str) -> None:
+    FIGURES.append(f"{scenario}: {text}")
+    print(f"{scenario}: {text}")
 
 
 @dataclass
@@ -362,3 +375,163 @@ def ha_one_acts_and_hands_over(target: InstallTarget) -> None:
         _rescale(target, "ha-services", 5, timeout=HANDOVER_BOUND_SECONDS)
         assert _scale_writes(handle) == scale + 2, "the scale to 5 was sent twice"
         target.helm("uninstall", "ha", "--namespace", namespace, "--wait")
+
+
+def _replica_of(entry: dict[str, Any]) -> str:
+    """The replica that sent a cloud call: its User-Agent names it in sharding mode."""
+    return str(entry.get("client") or "").partition(" replica/")[2]
+
+
+def _ok_writes(handle: CloudAccountHandle) -> list[dict[str, Any]]:
+    """The account's successful writes, oldest first (the journal groups them by action)."""
+    ok = [e for e in account_writes(handle) if e.get("error_code") is None]
+    return sorted(ok, key=lambda e: float(e["time"]))
+
+
+def _holders(target: InstallTarget, namespace: str) -> dict[str, str]:
+    """CloudAccount name -> the replica holding its Lease ("" while it is released)."""
+    leases = client.CoordinationV1Api(target.kube.api).list_namespaced_lease(
+        namespace, label_selector=f"{ROLE_LABEL}=account"
+    )
+    return {
+        (lease.metadata.annotations or {}).get(ACCOUNT_ANNOTATION, "").partition("/")[2]: (
+            lease.spec.holder_identity or ""
+        )
+        for lease in leases.items
+    }
+
+
+def _pod_of(identity: str, pods: list[str]) -> str | None:
+    """A replica's identity is its pod (host) name and its process ID."""
+    return next((pod for pod in pods if identity.startswith(f"{pod}-")), None)
+
+
+def _wait_one_account_per_pod(
+    target: InstallTarget, namespace: str, accounts: list[str], what: str
+) -> dict[str, str]:
+    """Every account held, each by a different one of the live pods (three accounts, three
+    pods: the bounded-load assignment gives each pod exactly one)."""
+    last: dict[str, str] = {}
+
+    def spread() -> bool:
+        nonlocal last
+        pods = [p["metadata"]["name"] for p in operator_pods(target, namespace)]
+        last = _holders(target, namespace)
+        owners = {_pod_of(last.get(account, ""), pods) for account in accounts}
+        return len(pods) == len(accounts) and owners == set(pods)
+
+    try:
+        wait_for(spread, timeout=SHARD_TIMEOUT, interval=1, what=what)
+    except AssertionError as err:
+        raise AssertionError(f"{err}: holders {last}\n{_diagnose(target, namespace)}") from None
+    return {account: last[account] for account in accounts}
+
+
+def _scale_all(target: InstallTarget, namespace: str, accounts: list[str], replicas: int) -> None:
+    for account in accounts:
+        target.kube.patch_service(namespace, account, {"spec": {"replicas": replicas}})
+
+
+def _wait_all_converged(
+    target: InstallTarget, namespace: str, accounts: list[str], replicas: int
+) -> None:
+    def converged(service: str) -> bool:
+        observed = (target.kube.get(namespace, service).get("status") or {}).get("observed") or {}
+        return (
+            observed.get("replicas") == replicas
+            and target.kube.condition(namespace, service).get("reason") == "Converged"
+        )
+
+    wait_for(lambda: all(converged(s) for s in accounts), timeout=SHARD_TIMEOUT, interval=1,
+             what=f"every service Converged at {replicas} replicas")  # fmt: skip
+
+
+def sharded_replicas_split_accounts_and_hand_over(target: InstallTarget) -> None:
+    """replicaCount=3 with sharding.enabled, pods on the pod network: each pod holds the
+    Lease of one of three CloudAccounts, and each account's cloud writes come from its holder
+    alone (the simulator journals each call's User-Agent, which names the replica). The pod
+    holding one account is deleted while that account's scale is in flight: another pod
+    takes the account over and the write is not repeated; once the Deployment's new pod has
+    joined, each account's next write comes from its new holder alone."""
+    namespace, services = "cloudinfer-shard", "shard-services"
+    target.kube.core.create_namespace(
+        {"metadata": {"name": services}}  # type: ignore[arg-type]
+    )
+    sharded = {
+        "replicaCount": "3", "sharding.enabled": "true", "peering.enabled": "false",
+        # Only its own namespace: the services other scenarios left are not its accounts.
+        "watchNamespaces": "{" + services + "}",
+    }  # fmt: skip
+    helm_install(target, "shard", namespace, pod_network=True, extra=sharded)
+    with _uninstalled_on_failure(target, "shard", namespace):
+        wait_available(target, namespace)
+        sim, endpoint = target.sim(True)
+        handles: dict[str, CloudAccountHandle] = {}
+        for i in range(3):
+            handles[f"acct{i}"] = new_sim_account(sim, "huawei")
+            target.kube.create_account(
+                services, handles[f"acct{i}"], secret_name=f"creds{i}", name=f"acct{i}",
+                endpoint=endpoint,
+            )  # fmt: skip
+        accounts = sorted(handles)
+        holders = _wait_one_account_per_pod(
+            target, namespace, accounts, "each of the 3 pods to hold one account's Lease"
+        )
+        # One service per account, named after it.
+        for account, handle in handles.items():
+            service_id = handle.add_service(name="svc", replicas=1)
+            target.kube.create_service(
+                services, account,
+                {"accountRef": {"name": account}, "serviceId": service_id, "replicas": 2},
+            )  # fmt: skip
+        _wait_all_converged(target, services, accounts, 2)
+        writers = {a: {_replica_of(e) for e in _ok_writes(h)} for a, h in handles.items()}
+        assert writers == {a: {holders[a]} for a in accounts}, (writers, holders)
+
+        # Delete the pod holding acct0 once its scale to 3 is sent, before the cloud is done.
+        victim = holders["acct0"]
+        victim_pod = _pod_of(
+            victim, [p["metadata"]["name"] for p in operator_pods(target, namespace)]
+        )
+        assert victim_pod is not None, (victim, holders)
+        marks = {a: len(_ok_writes(h)) for a, h in handles.items()}
+        _scale_all(target, services, accounts, 3)
+        scale = SCALE_ACTION["huawei"]
+        wait_for(lambda: len(writes(handles["acct0"], scale)) == 2, timeout=SHARD_TIMEOUT,
+                 interval=0.5, what="acct0's scale to 3 sent")  # fmt: skip
+        assert _holders(target, namespace)["acct0"] == victim, "acct0 moved before the deletion"
+        deleted = time.monotonic()
+        target.kubectl("delete", "pod", "-n", namespace, victim_pod, "--wait=false")
+        wait_for(lambda: _holders(target, namespace).get("acct0", victim) not in ("", victim),
+                 timeout=SHARD_TIMEOUT, what="another pod to hold acct0")  # fmt: skip
+        taken_over = time.monotonic() - deleted
+        _wait_all_converged(target, services, accounts, 3)
+        converged = time.monotonic() - deleted
+        after = {a: _ok_writes(h)[marks[a] :] for a, h in handles.items()}
+        assert {a: len(w) for a, w in after.items()} == dict.fromkeys(accounts, 1), after
+        # acct0's write was the deleted pod's, and no other account's was.
+        assert {a: [_replica_of(w) == victim for w in after[a]] for a in accounts} == {
+            a: [a == "acct0"] for a in accounts
+        }, after
+
+        # The Deployment's new pod joins: the accounts spread over the three pods again, and
+        # each account's writes follow its new holder; the deleted pod holds nothing.
+        moved = _wait_one_account_per_pod(
+            target, namespace, accounts, "the new pod to join and hold one account"
+        )
+        joined = time.monotonic() - deleted
+        assert victim not in moved.values(), moved
+        marks = {a: len(_ok_writes(h)) for a, h in handles.items()}
+        _scale_all(target, services, accounts, 4)
+        _wait_all_converged(target, services, accounts, 4)
+        followed = {
+            a: [_replica_of(e) for e in _ok_writes(h)[marks[a] :]] for a, h in handles.items()
+        }
+        assert followed == {a: [moved[a]] for a in accounts}, (followed, moved)
+        report_figure(
+            "sharded pod deleted",
+            f"its account held by another pod {taken_over:.1f} s after the deletion, its "
+            f"service Converged after {converged:.1f} s, the new pod holding an account after "
+            f"{joined:.1f} s",
+        )
+        target.helm("uninstall", "shard", "--namespace", namespace, "--wait")
