@@ -251,7 +251,8 @@ class EventPoster:
             )
 
     async def flush(self, seconds: float) -> None:
-        """Wait up to `seconds` for every event to go out, then stop posting."""
+        """Wait up to `seconds` for every event to go out, then stop posting (a later
+        `post` starts again)."""
         try:
             async with asyncio.timeout(seconds):
                 await self._idle.wait()
@@ -260,7 +261,8 @@ class EventPoster:
             log.warning("%d events not posted at shutdown", left)
             for series in self._series.values():
                 self._drop(series, series.unsent + series.sending, "shutdown", quiet=True)
-                series.unsent = 0
+                series.unsent, series.queued = 0, False
+            self._ready.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -276,6 +278,8 @@ class EventPoster:
             series = self._series[key]
             series.queued = False
             occurrences, series.unsent, series.sending = series.unsent, 0, series.unsent
+            if not occurrences:
+                continue
             self._in_flight += 1
             try:
                 problem = await self._deliver(series, occurrences)
