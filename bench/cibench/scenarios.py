@@ -12,6 +12,7 @@ import datetime
 import itertools
 import math
 import random
+import re
 import statistics
 import threading
 import time
@@ -331,8 +332,44 @@ class SizeBench:
                 (round(t - self.t0, 3), c) for t, c in self.watcher.ready_series if t >= self.t0
             ],
         }
+        result["events"] = self._events()
         self.result["convergence"] = result
         return result
+
+    def _events(self) -> dict[str, Any]:
+        """The operator's Kubernetes Events once they stop changing (they lag the writes):
+        Event objects, the occurrences they record (their `count`s), the apiserver's requests
+        on events by verb, and the drops the operator logged."""
+
+        def occurrences() -> tuple[int, int]:
+            items = self.cluster.core.list_namespaced_event(self.namespace).items
+            return len(items), sum(e.count or 1 for e in items)
+
+        last, stable_since = occurrences(), time.monotonic()
+        deadline = time.monotonic() + 60
+        while time.monotonic() - stable_since < 5 and time.monotonic() < deadline:
+            time.sleep(1)
+            now = occurrences()
+            if now != last:
+                last, stable_since = now, time.monotonic()
+        metrics = self.cluster.kubectl("get", "--raw", "/metrics")
+        calls: Counter[str] = Counter()
+        for match in re.finditer(
+            r"^apiserver_request_total\{([^}]*)\} (\S+)$", metrics, re.MULTILINE
+        ):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+            if labels.get("resource") == "events" and labels.get("group", "") == "":
+                calls[labels.get("verb", "")] += int(float(match.group(2)))
+        log = self.operator.log_path.read_text(errors="replace")
+        dropped = [int(d) for d in re.findall(r"(\d+) events dropped so far", log)]
+        lost = [int(d) for d in re.findall(r"\((\d+) events lost so far\)", log)]
+        return {
+            "event_objects": last[0],
+            "occurrences": last[1],
+            "apiserver_requests": dict(calls),
+            "dropped_logged_at_least": max(dropped, default=0),
+            "lost_logged_at_least": max(lost, default=0),
+        }
 
     # -- 2. steady state ----------------------------------------------------------------------
 

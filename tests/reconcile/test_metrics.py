@@ -67,3 +67,13 @@ def test_every_error_class_starts_at_zero_for_every_cloud() -> None:
             assert sample(metrics, "cloudinfer_cloud_request_errors_total", cloud=cloud,
                           error_class=error_class) == 0  # fmt: skip
         assert sample(metrics, "cloudinfer_cloud_writes_in_flight", cloud=cloud) == 0
+
+
+def test_dropped_events_start_at_zero_for_every_reason_and_count_events() -> None:
+    metrics = Metrics()
+    for reason in ("queue_full", "refused", "unavailable", "shutdown"):
+        assert sample(metrics, "cloudinfer_events_dropped_total", reason=reason) == 0
+    metrics.count_dropped_events("queue_full", 3)
+    metrics.count_dropped_events("queue_full", 1)
+    assert sample(metrics, "cloudinfer_events_dropped_total", reason="queue_full") == 4
+    assert sample(metrics, "cloudinfer_events_dropped_total", reason="refused") == 0

@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 from cloudinfer import __version__
 from cloudinfer.main import allocator, handlers
 from cloudinfer.main import apiserver as _apiserver  # noqa: F401 - registers Kopf's login
+from cloudinfer.main.events import EventPoster
 from cloudinfer.main.holds import HoldKeeper
 from cloudinfer.main.inventory import Inventory
 from cloudinfer.main.kube import KubernetesAccess
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=metrics.registry)
     handlers.State.settings = settings
-    kube = KubernetesAccess()
+    kube = KubernetesAccess(events=EventPoster(count_dropped=metrics.count_dropped_events))
     handlers.State.events = kube.events
     handlers.State.kube = kube
     sharder = None

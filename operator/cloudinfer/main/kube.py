@@ -5,7 +5,7 @@ no threads, and they count against the same bound on requests in flight. Secrets
 on demand (get, never list or watch), so a rotated Secret takes effect at the next
 observation. The only writes to a Secret, a ConfigMap or a CloudAccount's metadata are the
 in-use finalizer and its record (holds.py), as JSON patches guarded by the resourceVersion
-read. Events are posted in order by one task (events.py).
+read. Events are posted by a few tasks, repeats aggregated (events.py).
 """
 
 from __future__ import annotations

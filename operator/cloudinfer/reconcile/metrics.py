@@ -30,6 +30,7 @@ CLOUDS: Final = tuple(cloud.value for cloud in Cloud)
 ERROR_CLASSES: Final = tuple(dict.fromkeys(cls.reason for cls, _ in OUTCOMES))
 """The error classes every cloud's error counter starts at 0 with, so that a rate() over
 them has data before the first error (alerts and dashboard panels alike)."""
+EVENT_DROP_REASONS: Final = ("queue_full", "refused", "unavailable", "shutdown")
 CALL_SECONDS_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Cloud calls take tens of milliseconds to seconds; the HTTP client times out at 30 s."""
 
@@ -164,6 +165,16 @@ class Metrics:
             ["direction"],
             registry=r,
         )
+        self.events_dropped = Counter(
+            "cloudinfer_events_dropped_total",
+            "Kubernetes Events the operator did not post, per reason: queue_full (the "
+            "apiserver took them slower than they came), refused (4xx, e.g. a namespace being "
+            "deleted), unavailable (no answer after every retry), shutdown (left at exit).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in EVENT_DROP_REASONS:
+            self.events_dropped.labels(reason)
         for cloud in CLOUDS:
             self.writes_in_flight.labels(cloud)
             for error_class in ERROR_CLASSES:
@@ -183,6 +194,10 @@ class Metrics:
                 errors.labels(cloud, error.reason).inc()
 
         return record
+
+    def count_dropped_events(self, reason: str, events: int) -> None:
+        """For the event poster (cloudinfer.main.events)."""
+        self.events_dropped.labels(reason).inc(events)
 
     # -- state turned into gauges at scrape time ---------------------------------------------
 
