@@ -26,7 +26,6 @@ import contextvars
 import datetime
 import json
 import logging
-import socket
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any, Final
 import aiohttp
 
 from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection, path_segment, status_message
+from cloudinfer.main.settings import pod_name
 
 COMPONENT: Final = "cloudinfer-operator"
 MAX_QUEUED: Final = 1000
@@ -177,7 +177,7 @@ class EventPoster:
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0
         self._posters = posters
-        self._instance = instance or socket.gethostname()[:128]
+        self._instance = instance or pod_name()[:128]  # the pod, even on the node's network
         self._retry_delays = tuple(retry_delays)
         self._clock = clock
         self._window = repeat_window
