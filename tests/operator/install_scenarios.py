@@ -535,3 +535,13 @@ def sharded_replicas_split_accounts_and_hand_over(target: InstallTarget) -> None
             f"{joined:.1f} s",
         )
         target.helm("uninstall", "shard", "--namespace", namespace, "--wait")
+
+
+SCENARIOS = (
+    install_yaml_converges,  # first: it needs the fresh cluster
+    helm_upgrade_rolls_without_duplicate_write,
+    restricted_namespace_converges,
+    ha_one_acts_and_hands_over,
+    sharded_replicas_split_accounts_and_hand_over,
+)
+"""Every install scenario, in the order the node tier and the kind suite run them."""
