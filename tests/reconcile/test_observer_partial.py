@@ -9,13 +9,13 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from test_claim_rule import RecordingKube
+from test_claim_rule import RecordingKube, RecordingProvider
 
 from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
 from cloudinfer.cloud.budget import CallRate
 from cloudinfer.cloud.credentials import Secret, TencentCredentials
 from cloudinfer.cloud.errors import AuthError
-from cloudinfer.cloud.model import ApplyResult, Change, Cloud, ObservedService, Phase, Replicas
+from cloudinfer.cloud.model import Cloud, ObservedService, Phase, Replicas
 from cloudinfer.cloud.provider import Account, Progress
 from cloudinfer.cloud.tencent.parse import CAPABILITIES
 from cloudinfer.reconcile.accounts import AccountConfig
@@ -122,15 +122,6 @@ def test_a_first_list_that_fails_publishes_nothing_and_claims_nothing() -> None:
     asyncio.run(run())
     assert observer.snapshot.observed_at is None
     assert observer.claim_identity is None
-
-
-class RecordingProvider:
-    def __init__(self) -> None:
-        self.applied: list[Change] = []
-
-    async def apply(self, account: Account, change: Change, *, observed: ObservedService) -> Any:
-        self.applied.append(change)
-        return ApplyResult(change=change, call="ModifyModelService", request_id="req-1")
 
 
 def _service(name: str, service_id: str) -> Mapping[str, Any]:
