@@ -101,9 +101,12 @@ class Reason(StrEnum):
 PAUSED_ANNOTATION = "cloudinfer.dev/paused"
 # An RFC 3339 time: the service is kept started until then, whatever its stop windows say.
 WAKE_UNTIL_ANNOTATION = "cloudinfer.dev/wake-until"
-# Held while the operator stops its per-resource task (Kopf daemons), and with
-# policy.onDelete=Stop until the cloud accepted the stop (within bounds: main/deletion.py).
+# On an InferenceService with policy.onDelete=Stop, until the cloud accepted the stop (within
+# bounds: main/deletion.py). Kopf used to put it on every InferenceService
+# and CloudAccount for its daemons; the operator removes it where it is no longer needed.
 FINALIZER = "cloudinfer.dev/finalizer"
+# Kopf's, on a CloudAccount while its observer daemon runs (Kopf stops the daemon first).
+OBSERVER_FINALIZER = "cloudinfer.dev/account-observer"
 # On a CloudAccount, its credentials Secret and its CA ConfigMap while an InferenceService
 # with policy.onDelete=Stop needs them to stop its cloud service (docs/architecture.md,
 # "Deletion path"): deleting the whole namespace must not take them first.

@@ -22,6 +22,7 @@ from cloudinfer.main.holds import HoldKeeper
 from cloudinfer.main.inventory import Inventory
 from cloudinfer.main.kube import KubernetesAccess
 from cloudinfer.main.leases import LeaseClient
+from cloudinfer.main.services import ServiceTasks
 from cloudinfer.main.settings import Settings, shown_default
 from cloudinfer.main.sharding import Sharder, default_identity, lease_namespace
 from cloudinfer.reconcile.metrics import Metrics
@@ -170,6 +171,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         HoldKeeper(kube) if sharder is None else HoldKeeper(kube, keeps=sharder.may_act)
     )
     handlers.State.inventory = Inventory(kube, handlers.Registries(), settings.namespaces)
+    handlers.State.services = (
+        ServiceTasks(handlers.State.runtime, kube, handlers.deletion)
+        if sharder is None
+        else ServiceTasks(
+            handlers.State.runtime,
+            kube,
+            handlers.deletion,
+            may_act=sharder.may_act,
+            held_event=sharder.held_event,
+        )
+    )
     asyncio.run(_run(settings))
     return 0
 

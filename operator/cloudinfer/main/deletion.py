@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
-import kopf
 
 from cloudinfer.api.conditions import ConditionType, Reason
 from cloudinfer.cloud.model import ObservedService, Phase, Stop
@@ -114,9 +113,17 @@ class _Attempt:
     """time.monotonic() when the service was first seen transitioning."""
 
 
+class RetryLater(Exception):
+    """The stop cannot be decided yet: call `release` again after `delay` seconds."""
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
 class StopOnDelete:
-    """The deletion handler's logic: return to release the resource, raise
-    kopf.TemporaryError to be called again."""
+    """The deletion's logic (driven by services.py): return to release the resource, raise
+    RetryLater to be called again."""
 
     def __init__(self, runtime: Runtime, holds: HoldKeeper) -> None:
         self.runtime = runtime
@@ -168,7 +175,7 @@ class StopOnDelete:
                 why = f"it was still transitioning after {SETTLE_BOUND_SECONDS:.0f} s"
                 self._abandon(body, service_id, why)
                 return
-            raise kopf.TemporaryError("waiting for the cloud to settle", delay=SETTLE_POLL_SECONDS)
+            raise RetryLater("waiting for the cloud to settle", delay=SETTLE_POLL_SECONDS)
         await self._send(body, attempt, snapshot, observed, observer)
 
     def _another_claimant_manages(
@@ -251,7 +258,7 @@ class StopOnDelete:
             self._abandon(body, service_id, f"{message} (tried for {STOP_BOUND_SECONDS:.0f} s)")
             return
         await self._blocked(body, reason, message, event=event)
-        raise kopf.TemporaryError(message, delay=RETRY_SECONDS)
+        raise RetryLater(message, delay=RETRY_SECONDS)
 
     def _abandon(self, body: Mapping[str, Any], service_id: str, why: str) -> None:
         message = (

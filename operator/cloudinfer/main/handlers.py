@@ -1,15 +1,14 @@
-"""Kopf glue: one daemon per CloudAccount (the observer), one per InferenceService (the
-reconciler, idle until woken), event handlers that wake them, the Stop-on-delete handler
-(deletion.py) and the in-use finalizers that keep what it needs (holds.py).
+"""Kopf glue: one daemon per CloudAccount (the observer, and the supervisor of its services'
+reconcile tasks, services.py), the event handlers that feed the registries and wake them,
+and the in-use finalizers that keep what a stop on delete needs (holds.py).
 
-No daemon polls the cloud per service: observation is batched per account.
+No daemon polls the cloud per service: observation is batched per account. InferenceServices
+have no Kopf daemon or Kopf finalizer: Kopf only delivers their events.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -17,35 +16,25 @@ from typing import Any
 import kopf
 
 from cloudinfer.api.common import GROUP, VERSION
-from cloudinfer.api.conditions import FINALIZER
-from cloudinfer.cloud.errors import CloudError
+from cloudinfer.api.conditions import FINALIZER, OBSERVER_FINALIZER
 from cloudinfer.main.deletion import StopOnDelete
 from cloudinfer.main.events import EventPoster
-from cloudinfer.main.holds import HoldKeeper
+from cloudinfer.main.holds import HoldKeeper, finalizer_ops
 from cloudinfer.main.inventory import Inventory, Key
-from cloudinfer.main.kube import KubernetesAccess
+from cloudinfer.main.kube import KubeApiError, KubernetesAccess, MetadataConflict
+from cloudinfer.main.services import ServiceTasks
 from cloudinfer.main.settings import Settings
 from cloudinfer.main.sharding import Sharder
 from cloudinfer.reconcile.claims import is_deleting
-from cloudinfer.reconcile.executor import account_key
-from cloudinfer.reconcile.fence import NotHolder
 from cloudinfer.reconcile.kube_access import ACCOUNTS_PLURAL, SERVICES_PLURAL
-from cloudinfer.reconcile.reconciler import ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
 
 logger = logging.getLogger("cloudinfer")
 
-# Longest idle wait of a service reconciler; observations and spec changes wake it sooner.
-MAX_IDLE_SECONDS = 300.0
-# After an unexpected exception, retry the reconcile after this long.
-CRASH_BACKOFF_SECONDS = 10.0
 EVENT_FLUSH_SECONDS = 5.0
 # Sharding: how long a daemon of an account held elsewhere sleeps between looks (a gain of
-# the account, a spec change and the daemon's stop wake it sooner).
+# the account and the daemon's stop wake it sooner).
 PARKED_SECONDS = 60.0
-SHARD_RETRY_SECONDS = 10.0
-"""Sharding: how often a replica not holding the account of a service being deleted looks
-whether the holder has released it."""
 
 
 class State:
@@ -57,12 +46,13 @@ class State:
     holds: HoldKeeper | None = None
     deletion: StopOnDelete | None = None
     inventory: Inventory | None = None
-    reconcilers: dict[tuple[str, str], ServiceReconciler] = {}  # noqa: RUF012
+    services: ServiceTasks | None = None
     kube: KubernetesAccess | None = None
     sharding: Sharder | None = None
     """Sharding mode: the accounts this replica holds; None: every account (peering)."""
-    parked: dict[tuple[str, str], asyncio.Event] = {}  # noqa: RUF012
-    """Sharding: services of accounts held elsewhere, woken by their spec changing."""
+    starter: asyncio.Task[None] | None = None
+    unfinalizing: set[tuple[str, str]] = set()  # noqa: RUF012
+    """CloudAccounts whose old Kopf finalizer is being removed."""
 
 
 def runtime() -> Runtime:
@@ -96,7 +86,8 @@ def deletion() -> StopOnDelete:
 
 @kopf.on.startup()
 def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
-    settings.persistence.finalizer = FINALIZER
+    # Kopf's finalizer is only for the CloudAccount daemons; FINALIZER is ours (services.py).
+    settings.persistence.finalizer = OBSERVER_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="cloudinfer.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="cloudinfer.dev", key="last-handled-configuration"
@@ -116,19 +107,25 @@ async def start_sharding(**_: Any) -> None:
     if State.sharding is not None:
         State.sharding.on_change = _shard_changed
         State.sharding.start()
+    State.starter = asyncio.get_running_loop().create_task(_start_services(), name="services")
+
+
+async def _start_services() -> None:
+    """The services' tasks start once everything is listed (the first event or daemon starts
+    the listing, so a standby peer neither lists nor starts any)."""
+    if State.inventory is not None and State.services is not None:
+        await State.inventory.ready.wait()
+        State.services.start()
 
 
 def _shard_changed(key: tuple[str, str], held: bool) -> None:
-    """An account was gained or lost: its observer and its services' daemons look again."""
+    """An account was gained or lost: its observer daemon looks again (and with it the
+    account's service tasks)."""
     rt = State.runtime
     if rt is not None and not held and (observer := rt.observers.get(key)) is not None:
         observer.wake()
     if held and State.holds is not None:
         State.holds.resync(key)
-    if not held:
-        for (namespace, _), reconciler in list(State.reconcilers.items()):
-            if namespace == key[0]:
-                reconciler.waker.set()
 
 
 def _handing_over(stopped: kopf.DaemonStopped) -> bool:
@@ -143,13 +140,12 @@ def _holds(key: tuple[str, str]) -> bool:
     return State.sharding is None or State.sharding.holds(key)
 
 
-async def _park(key: tuple[str, str], stopped: kopf.DaemonStopped, *also: asyncio.Event) -> None:
-    """Sharding: wait until this replica holds the account, `stopped`, or one of `also`."""
+async def _park(key: tuple[str, str], stopped: kopf.DaemonStopped) -> None:
+    """Sharding: wait until this replica holds the account, or `stopped`."""
     assert State.sharding is not None
     waits = [
         asyncio.ensure_future(State.sharding.held_event(key).wait()),
         asyncio.ensure_future(stopped.wait()),
-        *(asyncio.ensure_future(event.wait()) for event in also),
     ]
     try:
         await asyncio.wait(waits, timeout=PARKED_SECONDS, return_when=asyncio.FIRST_COMPLETED)
@@ -162,6 +158,10 @@ async def _park(key: tuple[str, str], stopped: kopf.DaemonStopped, *also: asynci
 async def flush_events(**_: Any) -> None:
     """Events queued at shutdown (the last cloud writes') get a few seconds to go out; in
     sharding mode the held accounts are handed back first."""
+    if State.starter is not None:
+        State.starter.cancel()
+    if State.services is not None:
+        await State.services.close()
     if State.sharding is not None:
         await State.sharding.close()
     if State.inventory is not None:
@@ -174,7 +174,7 @@ async def flush_events(**_: Any) -> None:
 
 @kopf.on.probe(id="services")
 def probe_services(**_: Any) -> int:
-    return len(State.reconcilers)
+    return State.services.running if State.services is not None else 0
 
 
 # -- CloudAccount ---------------------------------------------------------------------------
@@ -193,12 +193,18 @@ async def account_observer(
             await _park(key, stopped)
             continue
         observer = rt.observer(key)
+        services = State.services
+        if services is not None:
+            services.serve(key)
         try:
             await observer.run(
                 body, stopped=lambda: bool(stopped) or not _holds(key), sleep=asyncio.sleep
             )
         finally:
-            rt.drop_observer(key, tell_services=_holds(key) and not _handing_over(stopped))
+            gone = _holds(key) and not _handing_over(stopped)
+            rt.drop_observer(key, tell_services=gone)
+            if services is not None:
+                await services.unserve(key, gone=gone)
 
 
 def _account_seen(key: Key, body: Mapping[str, Any]) -> None:
@@ -234,6 +240,8 @@ async def account_changed(
         _account_gone(key)
         return
     _account_seen(key, body)
+    if FINALIZER in (body.get("metadata", {}).get("finalizers") or []):
+        _remove_old_finalizer(key)
     rt = State.runtime
     if rt is not None and type in ("MODIFIED", "ADDED"):
         observer = rt.observers.get(key)
@@ -241,22 +249,52 @@ async def account_changed(
             observer.wake()
 
 
+def _remove_old_finalizer(key: tuple[str, str]) -> None:
+    """Kopf put FINALIZER on CloudAccounts before its finalizer was renamed; nothing
+    removes it but this (in sharding mode the replica that acts for the account)."""
+    if key in State.unfinalizing or State.kube is None:
+        return
+    if State.sharding is not None and not State.sharding.may_act(key):
+        return
+    State.unfinalizing.add(key)
+    task = asyncio.get_running_loop().create_task(_unfinalize(State.kube, key))
+    task.add_done_callback(lambda _: State.unfinalizing.discard(key))
+
+
+async def _unfinalize(kube: KubernetesAccess, key: tuple[str, str]) -> None:
+    for _ in range(5):
+        try:
+            meta = await kube.read_metadata("CloudAccount", *key)
+            if meta is None:
+                return
+            ops = finalizer_ops(meta, FINALIZER, present=False)
+            if ops:
+                await kube.patch_metadata(
+                    "CloudAccount", *key, str(meta.get("resourceVersion", "")), ops
+                )
+            return
+        except MetadataConflict:
+            continue
+        except (KubeApiError, OSError, TimeoutError) as err:
+            logger.warning(
+                "removing the old finalizer %s failed: %s", FINALIZER, err,
+                extra={"resource": "/".join(key)},
+            )  # fmt: skip
+            return
+
+
 # -- InferenceService -----------------------------------------------------------------------
 
 
-def _seconds_until(when: datetime.datetime | None) -> float:
-    if when is None:
-        return MAX_IDLE_SECONDS
-    delta = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
-    return max(0.5, min(MAX_IDLE_SECONDS, delta + 0.5))
-
-
 def _service_seen(key: Key, body: Mapping[str, Any]) -> None:
-    """Feeds the claim registry (reconcile/claims.py) and the in-use holds."""
+    """Feeds the claim registry (reconcile/claims.py), the in-use holds and the services'
+    tasks (waking its reconciler)."""
     if State.runtime is not None:
         State.runtime.claims.update(body)
     if State.holds is not None:
         State.holds.service_seen(key, body)
+    if State.services is not None:
+        State.services.seen(key, body)
 
 
 def _service_gone(key: Key) -> None:
@@ -266,6 +304,8 @@ def _service_gone(key: Key) -> None:
         State.runtime.claims.drop(key)
     if State.holds is not None:
         State.holds.service_gone(key)
+    if State.services is not None:
+        State.services.gone(key)
 
 
 class Registries:
@@ -293,103 +333,8 @@ async def service_event(
     key = (namespace or "", name)
     if State.inventory is not None:
         State.inventory.event(SERVICES_PLURAL, key)
+        State.inventory.start()  # with no CloudAccount, no daemon starts it
     if type == "DELETED":
         _service_gone(key)
-        if State.deletion is not None:
-            State.deletion.forget(str(body.get("metadata", {}).get("uid")))
         return
     _service_seen(key, body)
-    reconciler = State.reconcilers.get(key)
-    if reconciler is not None:
-        reconciler.waker.set()
-    parked = State.parked.get((namespace or "", name))
-    if parked is not None:
-        parked.set()  # its accountRef may name another account now
-
-
-@kopf.daemon(GROUP, VERSION, "inferenceservices", cancellation_timeout=10.0)
-async def service_reconciler(
-    *, body: kopf.Body, namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
-) -> None:
-    namespace = namespace or ""
-    rt = runtime()
-    await listed()
-    while not stopped:
-        if _holds(account_key(body)):
-            await _reconcile(rt, body, namespace, name, stopped)
-        else:  # sharding: another replica serves its account; no reconciler here
-            parked = State.parked[(namespace, name)] = asyncio.Event()
-            try:
-                await _park(account_key(body), stopped, parked)
-            finally:
-                State.parked.pop((namespace, name), None)
-
-
-async def _reconcile(
-    rt: Runtime, body: kopf.Body, namespace: str, name: str, stopped: kopf.DaemonStopped
-) -> None:
-    """Reconcile until stopped, or (sharding) until this replica no longer holds the
-    service's account."""
-    reconciler = ServiceReconciler(rt, body)
-    State.reconcilers[(namespace, name)] = reconciler
-    queue = rt.metrics.queue_depth.labels("inferenceservice")
-    try:
-        while not stopped and _holds(account_key(body)):
-            reconciler.waker.clear()
-            queue.inc()  # reconciles in progress, including those waiting for rate budget
-            try:
-                outcome = await reconciler.reconcile()
-                timeout = _seconds_until(outcome.wake_at)
-            except (CloudError, OSError, kopf.TemporaryError, NotHolder) as err:
-                logger.warning(  # a timeout's message is empty: name its type then
-                    "reconcile failed: %s", str(err) or type(err).__name__,
-                    extra={"resource": f"{namespace}/{name}"},
-                )  # fmt: skip
-                timeout = CRASH_BACKOFF_SECONDS
-            except Exception:
-                # An operator bug must not kill the loop for this resource: log and retry.
-                logger.exception("reconcile crashed", extra={"resource": f"{namespace}/{name}"})
-                timeout = CRASH_BACKOFF_SECONDS
-            finally:
-                queue.dec()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(reconciler.waker.wait(), timeout=timeout)
-    finally:
-        reconciler.detach()
-        State.reconcilers.pop((namespace, name), None)
-        if is_deleting(body):
-            rt.claims.drop((namespace, name))  # the next claimant takes over now
-
-
-async def _our_turn_to_stop(body: kopf.Body) -> bool:
-    """Sharding: wait until this replica holds the service's account (True), or until the
-    replica holding it has released the resource (False). Waiting here, rather than a
-    TemporaryError, keeps Kopf from posting a Warning event every retry on every replica."""
-    assert State.sharding is not None and State.kube is not None
-    key = account_key(body)
-    meta = body.get("metadata") or {}
-    while not State.sharding.may_act(key):
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                State.sharding.held_event(key).wait(), timeout=SHARD_RETRY_SECONDS
-            )
-        finalizers = await State.kube.finalizers(
-            SERVICES_PLURAL, str(meta.get("namespace")), str(meta.get("name"))
-        )
-        if finalizers is None or FINALIZER not in finalizers:
-            return False
-    return True
-
-
-def _stop_on_delete(*, spec: kopf.Spec, **_: Any) -> bool:
-    policy = spec.get("policy") or {}
-    return bool(policy.get("onDelete") == "Stop")
-
-
-@kopf.on.delete(GROUP, VERSION, "inferenceservices", when=_stop_on_delete)
-async def stop_before_release(*, body: kopf.Body, **_: Any) -> None:
-    """policy.onDelete=Stop: stop the cloud service, then let the resource go (deletion.py)."""
-    await listed()
-    if State.sharding is not None and not await _our_turn_to_stop(body):
-        return  # the replica holding the account stopped it and released the resource
-    await deletion().release(body)

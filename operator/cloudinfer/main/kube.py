@@ -53,13 +53,17 @@ class MetadataConflict(Exception):
 
 
 HeldKind = Literal["CloudAccount", "Secret", "ConfigMap"]
-"""The kinds whose metadata the operator patches (the in-use finalizer)."""
+"""The kinds the in-use finalizer holds."""
+MetadataKind = Literal[HeldKind, "InferenceService"]
+"""The kinds whose metadata the operator patches (the in-use and Stop-on-delete finalizers)."""
 
 
-def object_path(kind: HeldKind, namespace: str, name: str) -> str:
+def object_path(kind: MetadataKind, namespace: str, name: str) -> str:
     ns, obj = path_segment(namespace), path_segment(name)
     if kind == "CloudAccount":
         return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/cloudaccounts/{obj}"
+    if kind == "InferenceService":
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/inferenceservices/{obj}"
     plural = "secrets" if kind == "Secret" else "configmaps"
     return f"/api/v1/namespaces/{ns}/{plural}/{obj}"
 
@@ -179,7 +183,7 @@ class KubernetesAccess:
         return [str(f) for f in (body.get("metadata") or {}).get("finalizers") or []]
 
     async def read_metadata(
-        self, kind: HeldKind, namespace: str, name: str
+        self, kind: MetadataKind, namespace: str, name: str
     ) -> dict[str, Any] | None:
         """The object's metadata, or None if there is no such object. A Secret's data is
         dropped here: this read is about finalizers, not credentials."""
@@ -187,7 +191,7 @@ class KubernetesAccess:
         return None if body is None else dict(body.get("metadata") or {})
 
     async def patch_metadata(
-        self, kind: HeldKind, namespace: str, name: str, resource_version: str,
+        self, kind: MetadataKind, namespace: str, name: str, resource_version: str,
         ops: list[dict[str, Any]],
     ) -> dict[str, Any] | None:  # fmt: skip
         """Apply JSON patch `ops` (under /metadata) if the object is still at

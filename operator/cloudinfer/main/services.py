@@ -1,0 +1,435 @@
+"""The InferenceServices' reconcilers and stops-on-delete, as the operator's own tasks.
+
+Kopf delivers the watch events (handlers.service_event) and pauses them on a standby peer,
+but keeps no per-object daemon for InferenceServices: one daemon each cost ~40 KB and Kopf's
+per-event machinery for every object (bench/README.md, "What grows with N"). Here:
+
+- the latest body of every served InferenceService is kept (without managedFields), fed by the
+  start-up listing (inventory.py) and the events;
+- a service whose CloudAccount this process serves (its observer daemon runs here: held, in
+  sharding mode; not paused, with peering) has one reconcile task. When the account stops
+  being served here, its services' tasks stop with it;
+- a service whose CloudAccount does not exist gets one pass per change, which reports it
+  (in sharding mode on the replica the hash picks for that missing account);
+- `cloudinfer.dev/finalizer` on an InferenceService is ours: added while `policy.onDelete`
+  is Stop, removed otherwise; once the resource is being deleted, removed after the stop
+  (deletion.py). Kopf's own finalizer now has another name (handlers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cloudinfer.api.conditions import FINALIZER
+from cloudinfer.cloud.errors import CloudError
+from cloudinfer.main.deletion import RetryLater, StopOnDelete
+from cloudinfer.main.holds import finalizer_ops
+from cloudinfer.main.kube import KubeApiError, KubernetesAccess, MetadataConflict
+from cloudinfer.reconcile.claims import is_deleting
+from cloudinfer.reconcile.executor import account_key, resource_name
+from cloudinfer.reconcile.fence import NotHolder
+from cloudinfer.reconcile.reconciler import ServiceReconciler
+from cloudinfer.reconcile.runtime import Runtime
+
+logger = logging.getLogger("cloudinfer")
+
+Key = tuple[str, str]
+
+MAX_IDLE_SECONDS: Final = 300.0
+"""Longest idle wait of a service reconciler; observations and spec changes wake it sooner."""
+CRASH_BACKOFF_SECONDS: Final = 10.0
+"""After an unexpected exception, retry the reconcile after this long."""
+STOP_GRACE_SECONDS: Final = 8.0
+"""When an account stops being served here, its reconcilers get this long to finish their
+pass before they are cancelled (below the account daemon's 10 s cancellation timeout)."""
+TURN_RETRY_SECONDS: Final = 10.0
+"""Sharding: how often a replica that does not hold the account of a service being deleted
+looks again (gaining the account and the finalizer's removal wake it sooner)."""
+PATCH_RETRY_SECONDS: Final = 5.0
+PATCH_ATTEMPTS: Final = 5
+"""Reads and guarded patches of one finalizer change before it waits for the next event."""
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body as kept: managedFields and Kopf's old diff-base annotation are never read."""
+    kept = dict(body)
+    meta = dict(kept.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations")
+    if annotations and "cloudinfer.dev/last-handled-configuration" in annotations:
+        meta["annotations"] = {
+            k: v for k, v in annotations.items() if k != "cloudinfer.dev/last-handled-configuration"
+        }
+    kept["metadata"] = meta
+    return kept
+
+
+def _stops_on_delete(body: Mapping[str, Any]) -> bool:
+    return ((body.get("spec") or {}).get("policy") or {}).get("onDelete") == "Stop"
+
+
+def _finalizers(body: Mapping[str, Any]) -> list[str]:
+    return list((body.get("metadata") or {}).get("finalizers") or [])
+
+
+def _wakes_reconciler(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a new body can change what the reconciler does: not when only the status (its
+    own write, echoed by the watch) and the resourceVersion moved."""
+    if {k: v for k, v in old.items() if k not in ("status", "metadata")} != {
+        k: v for k, v in new.items() if k not in ("status", "metadata")
+    }:
+        return True
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    return {k: v for k, v in old_meta.items() if k != "resourceVersion"} != {
+        k: v for k, v in new_meta.items() if k != "resourceVersion"
+    }
+
+
+def _seconds_until(when: datetime.datetime | None) -> float:
+    if when is None:
+        return MAX_IDLE_SECONDS
+    delta = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    return max(0.5, min(MAX_IDLE_SECONDS, delta + 0.5))
+
+
+@dataclass
+class _Running:
+    reconciler: ServiceReconciler
+    task: asyncio.Task[None] | None = None
+    stopping: bool = False
+
+
+@dataclass
+class _Account:
+    services: set[Key] = field(default_factory=set)
+    served: bool = False
+
+
+class ServiceTasks:
+    """Every served InferenceService's latest body, and the tasks that act for them."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        kube: KubernetesAccess,
+        deletion: Callable[[], StopOnDelete],
+        *,
+        may_act: Callable[[Key], bool] = lambda _: True,
+        held_event: Callable[[Key], asyncio.Event] | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._kube = kube
+        self._deletion = deletion
+        self._may_act = may_act
+        """Sharding: whether this replica acts for a (missing) account's services."""
+        self._held_event = held_event
+        self._bodies: dict[Key, dict[str, Any]] = {}
+        self._accounts: dict[Key, _Account] = {}
+        self._running: dict[Key, _Running] = {}
+        self._stops: dict[Key, asyncio.Task[None]] = {}
+        self._stop_wakers: dict[Key, asyncio.Event] = {}
+        self._orphan_passes: dict[Key, asyncio.Task[None]] = {}
+        self._orphan_again: set[Key] = set()
+        self._started = False
+        self._closing = False
+
+    # -- what the handlers tell ------------------------------------------------------------------
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def start(self) -> None:
+        """Every object is listed (inventory.py): act for all of them."""
+        if self._started:
+            return
+        self._started = True
+        for key in list(self._bodies):
+            self._consider(key)
+
+    def seen(self, key: Key, body: Mapping[str, Any]) -> None:
+        old = self._bodies.get(key)
+        new = self._bodies[key] = slim(body)
+        old_account = account_key(old) if old is not None else None
+        account = account_key(new)
+        if old_account != account:
+            if old_account is not None:
+                self._forget_in(old_account, key)
+            self._accounts.setdefault(account, _Account()).services.add(key)
+        if (waker := self._stop_wakers.get(key)) is not None:
+            waker.set()
+        if old is not None and not _wakes_reconciler(old, new):
+            if (running := self._running.get(key)) is not None:
+                running.reconciler.body = new
+            return  # only its status moved (our own write, echoed)
+        running = self._running.get(key)
+        if running is not None and old_account == account and not is_deleting(new):
+            running.reconciler.body = new
+            running.reconciler.waker.set()
+            return
+        self._stop(key)  # deleting, or its account changed: the task exits, then _consider
+        self._consider(key)
+
+    def gone(self, key: Key) -> None:
+        body = self._bodies.pop(key, None)
+        if body is not None:
+            self._forget_in(account_key(body), key)
+        self._stop(key)
+        stop = self._stops.pop(key, None)
+        if stop is not None:
+            stop.cancel()
+        self._stop_wakers.pop(key, None)
+        self._deletion().forget(str((body or {}).get("metadata", {}).get("uid")))
+
+    def serve(self, account: Key) -> None:
+        """The account's observer runs here now: its services get their tasks."""
+        self._accounts.setdefault(account, _Account()).served = True
+        for key in list(self._accounts[account].services):
+            self._consider(key)
+
+    async def unserve(self, account: Key, *, gone: bool) -> None:
+        """The account's observer stopped here. `gone`: because the account is (being)
+        deleted: its services then make one pass each, which reports it."""
+        entry = self._accounts.get(account)
+        if entry is None:
+            return
+        entry.served = False
+        keys = [key for key in entry.services if key in self._running]
+        stopping = [task for key in keys if (task := self._stop(key)) is not None]
+        if stopping:
+            _, late = await asyncio.wait(stopping, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+        if gone:
+            for key in list(entry.services):
+                self._consider(key)
+        elif not entry.services:
+            self._accounts.pop(account, None)
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = [
+            *(r.task for r in self._running.values() if r.task is not None),
+            *self._stops.values(),
+            *self._orphan_passes.values(),
+        ]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- which task a service needs ----------------------------------------------------------
+
+    def _forget_in(self, account: Key, key: Key) -> None:
+        entry = self._accounts.get(account)
+        if entry is not None:
+            entry.services.discard(key)
+            if not entry.services and not entry.served:
+                del self._accounts[account]
+
+    def _consider(self, key: Key) -> None:
+        if not self._started or self._closing:
+            return
+        body = self._bodies.get(key)
+        if body is None:
+            return
+        if is_deleting(body):
+            self._stop(key)
+            if FINALIZER in _finalizers(body) and key not in self._stops:
+                self._start_stop(key)
+            return
+        account = account_key(body)
+        entry = self._accounts.get(account)
+        if entry is not None and entry.served:
+            if key not in self._running:
+                self._start_reconciler(key, body)
+        elif account not in self._runtime.accounts and self._may_act(account):
+            self._orphan_pass(key)
+
+    def _start_reconciler(self, key: Key, body: dict[str, Any]) -> None:
+        running = _Running(ServiceReconciler(self._runtime, body))
+        self._running[key] = running
+        running.task = asyncio.get_running_loop().create_task(
+            self._reconcile(key, running), name=f"reconcile {key[0]}/{key[1]}"
+        )
+
+    def _stop(self, key: Key) -> asyncio.Task[None] | None:
+        running = self._running.get(key)
+        if running is None:
+            return None
+        running.stopping = True
+        running.reconciler.waker.set()
+        return running.task
+
+    # -- the reconcile loop -----------------------------------------------------------------
+
+    async def _reconcile(self, key: Key, running: _Running) -> None:
+        reconciler = running.reconciler
+        queue = self._runtime.metrics.queue_depth.labels("inferenceservice")
+        name = f"{key[0]}/{key[1]}"
+        try:
+            while not running.stopping:
+                reconciler.waker.clear()
+                queue.inc()  # reconciles in progress, including those waiting for rate budget
+                try:
+                    await self._keep_finalizer(reconciler.body)
+                    outcome = await reconciler.reconcile()
+                    timeout = _seconds_until(outcome.wake_at)
+                except (CloudError, OSError, KubeApiError, NotHolder) as err:
+                    logger.warning(  # a timeout's message is empty: name its type then
+                        "reconcile failed: %s", str(err) or type(err).__name__,
+                        extra={"resource": name},
+                    )  # fmt: skip
+                    timeout = CRASH_BACKOFF_SECONDS
+                except Exception:
+                    # An operator bug must not kill the loop for this resource: log, retry.
+                    logger.exception("reconcile crashed", extra={"resource": name})
+                    timeout = CRASH_BACKOFF_SECONDS
+                finally:
+                    queue.dec()
+                if running.stopping:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(reconciler.waker.wait(), timeout=timeout)
+        finally:
+            reconciler.detach()
+            if self._running.get(key) is running:
+                del self._running[key]
+            if is_deleting(reconciler.body):
+                self._runtime.claims.drop(key)  # the next claimant takes over now
+            self._consider(key)  # e.g. its account changed: the new one's task, if served
+
+    async def _keep_finalizer(self, body: Mapping[str, Any]) -> None:
+        """Our finalizer while `policy.onDelete` is Stop, and only then. A failure is logged
+        and tried again at the next pass: the reconcile goes on."""
+        wanted = _stops_on_delete(body)
+        if (FINALIZER in _finalizers(body)) == wanted:
+            return
+        try:
+            await self._set_finalizer(body, present=wanted)
+        except (KubeApiError, OSError, TimeoutError) as err:
+            logger.warning(
+                "%s the finalizer %s failed: %s", "adding" if wanted else "removing", FINALIZER,
+                str(err) or type(err).__name__, extra={"resource": resource_name(body)},
+            )  # fmt: skip
+
+    async def _set_finalizer(self, body: Mapping[str, Any], *, present: bool) -> None:
+        """Add or remove our finalizer, guarded by the resourceVersion; a conflict reads the
+        object again (its other finalizers are someone else's)."""
+        meta: Mapping[str, Any] = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        for _ in range(PATCH_ATTEMPTS):
+            ops = finalizer_ops(meta, FINALIZER, present)
+            if not ops or (present and meta.get("deletionTimestamp")):
+                return  # no finalizer can be added to an object being deleted
+            try:
+                await self._kube.patch_metadata(
+                    "InferenceService", namespace, name, str(meta.get("resourceVersion", "")), ops
+                )
+                return
+            except MetadataConflict:
+                fresh = await self._kube.read_metadata("InferenceService", namespace, name)
+                if fresh is None:
+                    return
+                meta = fresh
+        raise KubeApiError("PATCH", f"{namespace}/{name}", 409, "the object kept changing")
+
+    # -- services whose CloudAccount does not exist ------------------------------------------
+
+    def _orphan_pass(self, key: Key) -> None:
+        """One reconcile pass, which reports the missing CloudAccount; a change meanwhile
+        makes one more."""
+        if key in self._orphan_passes:
+            self._orphan_again.add(key)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._orphan(key), name=f"report {key[0]}/{key[1]}"
+        )
+        self._orphan_passes[key] = task
+
+    async def _orphan(self, key: Key) -> None:
+        try:
+            while True:
+                body = self._bodies.get(key)
+                if body is None or is_deleting(body):
+                    return
+                reconciler = ServiceReconciler(self._runtime, body)
+                try:
+                    await reconciler.reconcile()
+                except Exception as err:
+                    logger.warning(
+                        "reporting the missing CloudAccount failed: %s",
+                        str(err) or type(err).__name__, extra={"resource": resource_name(body)},
+                    )  # fmt: skip
+                finally:
+                    reconciler.detach()
+                if key not in self._orphan_again:
+                    return
+                self._orphan_again.discard(key)
+        finally:
+            self._orphan_passes.pop(key, None)
+            self._orphan_again.discard(key)
+
+    # -- stop on delete ---------------------------------------------------------------------
+
+    def _start_stop(self, key: Key) -> None:
+        self._stop_wakers[key] = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(
+            self._stop_then_release(key), name=f"stop on delete {key[0]}/{key[1]}"
+        )
+        self._stops[key] = task
+
+    async def _stop_then_release(self, key: Key) -> None:
+        """policy.onDelete=Stop: stop the cloud service, then remove our finalizer
+        (deletion.py); another policy: remove it at once. In sharding mode only the replica
+        holding the account does it; the others wait until it has."""
+        try:
+            while (body := self._bodies.get(key)) is not None and FINALIZER in _finalizers(body):
+                if _stops_on_delete(body):
+                    account = account_key(body)
+                    if not self._may_act(account):
+                        await self._wait_turn(key, account)
+                        continue
+                    try:
+                        await self._deletion().release(body)
+                    except RetryLater as later:
+                        await asyncio.sleep(later.delay)
+                        continue
+                try:
+                    await self._set_finalizer(body, present=False)
+                    return
+                except (KubeApiError, OSError, TimeoutError) as err:
+                    logger.warning(
+                        "removing the finalizer failed: %s", str(err) or type(err).__name__,
+                        extra={"resource": resource_name(body)},
+                    )  # fmt: skip
+                    await asyncio.sleep(PATCH_RETRY_SECONDS)
+        except Exception:
+            logger.exception("stop on delete crashed", extra={"resource": f"{key[0]}/{key[1]}"})
+            raise
+        finally:
+            if self._stops.get(key) is asyncio.current_task():
+                del self._stops[key]
+                self._stop_wakers.pop(key, None)
+
+    async def _wait_turn(self, key: Key, account: Key) -> None:
+        """Until this replica holds the account, the body changes (the holder removed the
+        finalizer), or a while has passed."""
+        waits: list[Awaitable[Any]] = []
+        if self._held_event is not None:
+            waits.append(self._held_event(account).wait())
+        waker = self._stop_wakers.get(key)
+        if waker is not None:
+            waker.clear()
+            waits.append(waker.wait())
+        futures = [asyncio.ensure_future(w) for w in waits]
+        try:
+            await asyncio.wait(futures, timeout=TURN_RETRY_SECONDS) if futures else None
+        finally:
+            for future in futures:
+                future.cancel()
