@@ -9,7 +9,7 @@ import pytest
 from harness import Kube, eventually, new_sim_account
 from kubernetes.client.rest import ApiException
 
-from cloudinfer.main.handlers import MAX_IDLE_SECONDS
+from cloudinfer.main.services import MAX_IDLE_SECONDS
 from cloudsim.server import RunningSim
 
 pytestmark = pytest.mark.usefixtures("operator_process")

@@ -78,7 +78,7 @@ def _finalizers(body: Mapping[str, Any]) -> list[str]:
     return list((body.get("metadata") or {}).get("finalizers") or [])
 
 
-def _wakes_reconciler(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+def wakes_reconciler(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether a new body can change what the reconciler does: not when only the status (its
     own write, echoed by the watch) and the resourceVersion moved."""
     if {k: v for k, v in old.items() if k not in ("status", "metadata")} != {
@@ -164,7 +164,7 @@ class ServiceTasks:
             self._accounts.setdefault(account, _Account()).services.add(key)
         if (waker := self._stop_wakers.get(key)) is not None:
             waker.set()
-        if old is not None and not _wakes_reconciler(old, new):
+        if old is not None and not wakes_reconciler(old, new):
             if (running := self._running.get(key)) is not None:
                 running.reconciler.body = new
             return  # only its status moved (our own write, echoed)
