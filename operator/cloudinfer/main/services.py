@@ -52,6 +52,8 @@ TURN_RETRY_SECONDS: Final = 10.0
 """Sharding: how often a replica that does not hold the account of a service being deleted
 looks again (gaining the account and the finalizer's removal wake it sooner)."""
 PATCH_RETRY_SECONDS: Final = 5.0
+ORPHAN_PASSES: Final = 3
+"""Passes of a service whose CloudAccount is missing, per change (each after a write)."""
 PATCH_ATTEMPTS: Final = 5
 """Reads and guarded patches of one finalizer change before it waits for the next event."""
 
@@ -276,10 +278,13 @@ class ServiceTasks:
             while not running.stopping:
                 reconciler.waker.clear()
                 queue.inc()  # reconciles in progress, including those waiting for rate budget
+                writes = reconciler.status_writes
                 try:
                     await self._keep_finalizer(reconciler.body)
                     outcome = await reconciler.reconcile()
                     timeout = _seconds_until(outcome.wake_at)
+                    if reconciler.status_writes != writes:
+                        reconciler.waker.set()  # a pass over what it wrote (see status_writes)
                 except (CloudError, OSError, KubeApiError, NotHolder) as err:
                     logger.warning(  # a timeout's message is empty: name its type then
                         "reconcile failed: %s", str(err) or type(err).__name__,
@@ -360,7 +365,11 @@ class ServiceTasks:
                     return
                 reconciler = ServiceReconciler(self._runtime, body)
                 try:
-                    await reconciler.reconcile()
+                    for _ in range(ORPHAN_PASSES):  # one more over what a pass wrote
+                        writes = reconciler.status_writes
+                        await reconciler.reconcile()
+                        if reconciler.status_writes == writes:
+                            break
                 except Exception as err:
                     logger.warning(
                         "reporting the missing CloudAccount failed: %s",

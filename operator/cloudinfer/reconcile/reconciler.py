@@ -109,6 +109,9 @@ class ServiceReconciler:
         the cloud service (logged once per change)."""
         self._written: dict[str, Any] | None = None
         """The status we last wrote: the watch may not have delivered it back yet."""
+        self.status_writes = 0
+        """Status patches sent: a pass that wrote one is followed by another pass, which sees
+        what it wrote (e.g. a refusal it recorded is then reported as held)."""
         self._unsaved: list[LedgerEntry] = []
         """Journal entries of calls made whose status write failed (e.g. the apiserver was
         restarting): still the duplicate-write guard's evidence until a status write lands."""
@@ -490,3 +493,4 @@ class ServiceReconciler:
             SERVICES_PLURAL, str(meta.get("namespace")), str(meta.get("name")), patch
         )
         self._written = dict(new)
+        self.status_writes += 1
