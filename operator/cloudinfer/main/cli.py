@@ -25,6 +25,7 @@ from cloudinfer.main.leases import LeaseClient
 from cloudinfer.main.services import ServiceTasks
 from cloudinfer.main.settings import Settings, shown_default
 from cloudinfer.main.sharding import Sharder, default_identity, lease_namespace
+from cloudinfer.reconcile.kube_access import SERVICES_PLURAL
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.runtime import Runtime
 
@@ -170,7 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.State.holds = (
         HoldKeeper(kube) if sharder is None else HoldKeeper(kube, keeps=sharder.may_act)
     )
-    handlers.State.inventory = Inventory(kube, handlers.Registries(), settings.namespaces)
+    if settings.peered:
+        handlers.deliver_service_events()
+    handlers.State.inventory = Inventory(
+        kube, handlers.Registries(), settings.namespaces,
+        watched=() if settings.peered else (SERVICES_PLURAL,),
+    )  # fmt: skip
     handlers.State.services = (
         ServiceTasks(handlers.State.runtime, kube, handlers.deletion)
         if sharder is None

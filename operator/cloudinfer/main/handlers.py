@@ -107,6 +107,8 @@ async def start_sharding(**_: Any) -> None:
     if State.sharding is not None:
         State.sharding.on_change = _shard_changed
         State.sharding.start()
+    if State.inventory is not None and State.inventory.watched:
+        State.inventory.start()  # no standby peer to keep it from
     State.starter = asyncio.get_running_loop().create_task(_start_services(), name="services")
 
 
@@ -324,12 +326,13 @@ class Registries:
             _service_gone(key)
 
 
-@kopf.on.event(GROUP, VERSION, "inferenceservices")
 async def service_event(
     *, body: kopf.Body, namespace: str | None, name: str, type: str, **_: Any
 ) -> None:
-    """Keeps the registries current and wakes the reconciler. Async, so it runs on the event
-    loop and not in Kopf's thread pool; its "succeeded" log line is filtered (cli.py)."""
+    """With peering: keeps the registries current and wakes the reconciler (registered by
+    `deliver_service_events`). Async, so it runs on the event loop and not in Kopf's thread
+    pool; its "succeeded" log line is filtered (cli.py). Without peering the inventory
+    watches InferenceServices itself."""
     key = (namespace or "", name)
     if State.inventory is not None:
         State.inventory.event(SERVICES_PLURAL, key)
@@ -338,3 +341,9 @@ async def service_event(
         _service_gone(key)
         return
     _service_seen(key, body)
+
+
+def deliver_service_events() -> None:
+    """With peering, Kopf delivers InferenceServices' events (and pauses them on a standby);
+    without, the inventory watches them itself (inventory.py)."""
+    kopf.on.event(GROUP, VERSION, SERVICES_PLURAL)(service_event)

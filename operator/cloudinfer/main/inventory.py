@@ -8,7 +8,12 @@ that, but Kopf then holds every object behind one gate whose cost grows about as
 registries; `ready` is set when both are listed, and the daemons wait for it. The first
 daemon starts the listing, so a standby peer lists only when it takes over.
 
-Kopf lists and watches on its own at the same time, so the two sources are merged thus:
+InferenceServices can also be watched here (`watched`: without peering, where no standby must
+be kept from seeing them): the listing's resourceVersion starts a watch of our own, re-listed
+when it expires, and Kopf delivers none of their events — no Kopf state or handler machinery
+per object (bench/README.md, "What grows with N").
+
+For what Kopf lists and watches on its own at the same time, the two sources are merged thus:
 - an event wins: an object that had an event before the listing reached it keeps what the
   event said (the listing may be older);
 - an object the listing saw but that was deleted before Kopf's own listing gets no event.
@@ -26,6 +31,7 @@ from typing import Any, Final, Protocol
 
 from kopf._cogs.structs.references import NamespaceName, match_namespace  # the --namespace rule
 
+from cloudinfer.main.kube import WatchExpired
 from cloudinfer.reconcile.kube_access import ACCOUNTS_PLURAL, SERVICES_PLURAL
 
 logger = logging.getLogger("cloudinfer")
@@ -45,6 +51,14 @@ class ObjectSource(Protocol):
     def list_pages(
         self, plural: str, namespace: str | None
     ) -> AsyncIterator[list[dict[str, Any]]]: ...
+
+    def list_versioned(
+        self, plural: str, namespace: str | None
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]: ...
+
+    def watch(
+        self, plural: str, namespace: str | None, resource_version: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]: ...
 
     async def read_object(
         self, plural: str, namespace: str, name: str
@@ -76,11 +90,22 @@ def served(namespace: str, patterns: tuple[str, ...]) -> bool:
     return not patterns or any(match_namespace(NamespaceName(namespace), p) for p in patterns)
 
 
+Scope = tuple[str, str | None]  # (plural, namespace or None for all)
+
+
 class Inventory:
-    def __init__(self, source: ObjectSource, sink: Sink, namespaces: tuple[str, ...]) -> None:
+    def __init__(
+        self, source: ObjectSource, sink: Sink, namespaces: tuple[str, ...],
+        *, watched: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self._source = source
         self._sink = sink
         self._namespaces = namespaces
+        self.watched = watched
+        """Plurals watched here rather than by Kopf."""
+        self._versions: dict[Scope, str] = {}
+        self._known: dict[Scope, set[Key]] = {}
+        self._watches: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
         """Set once every kind was listed: the registries hold every object."""
         self._evented: set[Ref] = set()
@@ -94,9 +119,10 @@ class Inventory:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="inventory")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [*self._watches, *([self._task] if self._task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def event(self, plural: str, key: Key) -> None:
         """Kopf delivered an event for this object (call before handling it)."""
@@ -125,11 +151,17 @@ class Inventory:
             "listed every InferenceService and CloudAccount; %d not yet confirmed by a watch",
             len(self._provisional),
         )
+        loop = asyncio.get_running_loop()
+        for scope in self._versions:
+            self._watches.append(loop.create_task(self._watch(scope), name=f"watch {scope}"))
         await self._settle()
 
     async def _list_all(self) -> None:
         for plural in PLURALS:
             for scope in list_scopes(self._namespaces):
+                if plural in self.watched:
+                    await self._list_watched((plural, scope))
+                    continue
                 async for page in self._source.list_pages(plural, scope):
                     for body in page:
                         key = key_of(body)
@@ -139,6 +171,70 @@ class Inventory:
                         self._sink.seen(plural, key, body)
                         self._provisional.add(ref)
                     del page
+
+    # -- what is watched here ------------------------------------------------------------------
+
+    async def _list_watched(self, scope: Scope) -> None:
+        """List afresh: what the listing has is seen, what it lacks (deleted while no watch
+        ran) is gone; the watch goes on from the listing's resourceVersion."""
+        plural, namespace = scope
+        listed: set[Key] = set()
+        version = ""
+        async for page, page_version in self._source.list_versioned(plural, namespace):
+            version = page_version
+            for body in page:
+                key = key_of(body)
+                if served(key[0], self._namespaces):
+                    listed.add(key)
+                    self._sink.seen(plural, key, body)
+            del page
+        for key in self._known.get(scope, set()) - listed:
+            self._sink.gone(plural, key)
+        self._known[scope] = listed
+        self._versions[scope] = version
+
+    async def _watch(self, scope: Scope) -> None:
+        plural, namespace = scope
+        while True:
+            try:
+                async for kind, body in self._source.watch(
+                    plural, namespace, self._versions[scope]
+                ):
+                    self._apply(scope, kind, body)
+            except WatchExpired:
+                logger.info("the watch of %s expired; listing them again", plural)
+                await self._relist(scope)
+            except Exception as err:
+                logger.warning("watching %s failed: %s", plural, str(err) or type(err).__name__)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _relist(self, scope: Scope) -> None:
+        while True:
+            try:
+                await self._list_watched(scope)
+                return
+            except Exception as err:
+                logger.warning("listing %s again failed: %s", scope[0], err)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    def _apply(self, scope: Scope, kind: str, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        if meta.get("resourceVersion"):
+            self._versions[scope] = str(meta["resourceVersion"])
+        if kind == "BOOKMARK":
+            return
+        key = key_of(body)
+        if not served(key[0], self._namespaces):
+            return
+        known = self._known.setdefault(scope, set())
+        if kind == "DELETED":
+            known.discard(key)
+            self._sink.gone(scope[0], key)
+        else:
+            known.add(key)
+            self._sink.seen(scope[0], key, body)
+
+    # -- what Kopf watches ---------------------------------------------------------------------
 
     async def _settle(self) -> None:
         """Wait while events confirm objects; then read the rest, once each."""

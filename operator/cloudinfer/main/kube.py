@@ -37,6 +37,16 @@ LIST_PAGE: Final = 500
 """Objects per page of a LIST (inventory.py); a page of InferenceServices is ~1.5 MB."""
 MAX_MESSAGE: Final = 300
 """Characters of the apiserver's Status message kept in an error."""
+WATCH_SECONDS: Final = 270
+"""A watch request's own timeout (the apiserver ends it; the watcher starts the next one)."""
+WATCH_TIMEOUT: Final = aiohttp.ClientTimeout(
+    total=None, sock_connect=10, sock_read=WATCH_SECONDS + 60
+)
+"""Bookmarks arrive about once a minute, so a silent stream this long is a dead one."""
+
+
+class WatchExpired(Exception):
+    """The resourceVersion to watch from is too old (HTTP 410): list again."""
 
 
 class KubeApiError(Exception):
@@ -56,6 +66,25 @@ HeldKind = Literal["CloudAccount", "Secret", "ConfigMap"]
 """The kinds the in-use finalizer holds."""
 MetadataKind = Literal[HeldKind, "InferenceService"]
 """The kinds whose metadata the operator patches (the in-use and Stop-on-delete finalizers)."""
+
+
+def _collection(plural: str, namespace: str | None) -> str:
+    where = f"namespaces/{path_segment(namespace)}/" if namespace is not None else ""
+    return f"/apis/{GROUP}/{VERSION}/{where}{plural}"
+
+
+def _watch_event(path: str, event: object) -> tuple[str, dict[str, Any]]:
+    """A decoded watch line as (type, object); an ERROR event raises (410: WatchExpired)."""
+    kind = str(event.get("type") or "") if isinstance(event, dict) else ""
+    obj = event.get("object") if isinstance(event, dict) else None
+    if not isinstance(obj, dict):
+        raise KubeApiError("GET", path, 500, "a watch event without an object")
+    if kind == "ERROR":
+        code = int(obj.get("code") or 500)
+        if code == GONE:
+            raise WatchExpired(path)
+        raise KubeApiError("GET", path, code, str(obj.get("message") or ""))
+    return kind, obj
 
 
 def object_path(kind: MetadataKind, namespace: str, name: str) -> str:
@@ -108,11 +137,18 @@ class KubernetesAccess:
     async def list_pages(
         self, plural: str, namespace: str | None
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every object of one of our kinds, in pages (`namespace` None: all namespaces).
-        An expired continue token (410) restarts the listing from the first page, so a
-        caller sees some objects twice, never an object missed."""
-        where = f"namespaces/{path_segment(namespace)}/" if namespace is not None else ""
-        path = f"/apis/{GROUP}/{VERSION}/{where}{plural}"
+        """Every object of one of our kinds, in pages (`namespace` None: all namespaces)."""
+        async for page, _ in self.list_versioned(plural, namespace):
+            yield page
+
+    async def list_versioned(
+        self, plural: str, namespace: str | None
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Every object of one of our kinds, in pages, each with the list's resourceVersion
+        (to watch from after the last page). An expired continue token (410) restarts the
+        listing from the first page, so a caller sees some objects twice, never an object
+        missed."""
+        path = _collection(plural, namespace)
         token = ""
         while True:
             query = f"?limit={LIST_PAGE}" + (f"&continue={quote(token, safe='')}" if token else "")
@@ -125,10 +161,38 @@ class KubernetesAccess:
                 raise
             if body is None:  # the namespace or the CRD is not there (yet)
                 return
-            yield list(body.get("items") or [])
-            token = str((body.get("metadata") or {}).get("continue") or "")
+            meta = body.get("metadata") or {}
+            yield list(body.get("items") or []), str(meta.get("resourceVersion") or "")
+            token = str(meta.get("continue") or "")
             if not token:
                 return
+
+    async def watch(
+        self, plural: str, namespace: str | None, resource_version: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """One watch request's events, (type, object), from `resource_version`, bookmarks
+        included; it ends when the apiserver ends the request. Raises WatchExpired if that
+        version is too old."""
+        query = (
+            f"?watch=true&allowWatchBookmarks=true&timeoutSeconds={WATCH_SECONDS}"
+            f"&resourceVersion={quote(resource_version, safe='')}"
+        )
+        path = _collection(plural, namespace) + query
+        session, server = await self._connection.current()
+        async with session.get(
+            server + path, headers={"Accept": "application/json"}, timeout=WATCH_TIMEOUT
+        ) as response:
+            if response.status == GONE:
+                raise WatchExpired(path)
+            if response.status >= 400:
+                raise KubeApiError("GET", path, response.status, await status_message(response))
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield _watch_event(path, json.loads(line))
 
     async def read_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One of our objects, or None if it does not exist."""
