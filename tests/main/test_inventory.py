@@ -150,3 +150,81 @@ def test_a_glob_lists_all_namespaces_and_keeps_only_the_served_ones() -> None:
 
     sink = asyncio.run(scenario())
     assert list(sink.objects) == [("inferenceservices", ("t-1", "x"))]
+
+
+class WatchedSource(Source):
+    """Lists with a resourceVersion and serves scripted watch requests: each a list of events,
+    or WatchExpired (410) to make the inventory list again."""
+
+    def __init__(
+        self,
+        listings: list[list[dict[str, Any]]],
+        watches: list[list[tuple[str, dict[str, Any]]] | None],
+    ) -> None:
+        super().__init__({})
+        self.listings = listings
+        self.watches = watches
+        self.watched_from: list[str] = []
+        self.done = asyncio.Event()
+
+    async def list_versioned(
+        self, plural: str, namespace: str | None
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        self.lists.append((plural, namespace))
+        if plural != "inferenceservices":
+            return
+        yield self.listings.pop(0), f"list{len(self.lists)}"
+
+    async def watch(
+        self, plural: str, namespace: str | None, resource_version: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        self.watched_from.append(resource_version)
+        if not self.watches:
+            self.done.set()
+            await asyncio.Event().wait()  # a quiet stream
+        events = self.watches.pop(0)
+        if events is None:
+            raise inventory.WatchExpired("410")
+        for event in events:
+            yield event
+
+
+def versioned(namespace: str, name: str, version: str, service: str = "svc") -> dict[str, Any]:
+    found = body(namespace, name, service)
+    found["metadata"]["resourceVersion"] = version
+    return found
+
+
+def test_watched_services_follow_the_watch_and_a_410_lists_them_again() -> None:
+    async def scenario() -> tuple[Sink, WatchedSource]:
+        source = WatchedSource(
+            listings=[
+                [versioned("a", "x", "1"), versioned("a", "y", "2")],
+                [versioned("a", "x", "7", service="newer"), versioned("a", "w", "8")],
+            ],
+            watches=[
+                [
+                    ("ADDED", versioned("a", "z", "3")),
+                    ("MODIFIED", versioned("a", "x", "4", service="edited")),
+                    ("DELETED", versioned("a", "y", "5")),
+                    ("BOOKMARK", {"metadata": {"resourceVersion": "6"}}),
+                ],
+                None,  # expired: z was deleted and w created while nothing watched
+                [("MODIFIED", versioned("other", "ignored", "9"))],
+            ],
+        )
+        sink = Sink()
+        inv = Inventory(source, sink, ("a",), watched=("inferenceservices",))
+        inv.start()
+        await asyncio.wait_for(source.done.wait(), 5)
+        await inv.close()
+        return sink, source
+
+    sink, source = asyncio.run(scenario())
+    assert {key: b["spec"]["serviceId"] for (_, key), b in sink.objects.items()} == {
+        ("a", "x"): "newer",
+        ("a", "w"): "svc",
+    }
+    # After the listing, from its version; after a bookmark, from the bookmark's; after the
+    # second listing, from that one's; then on from the last event's.
+    assert source.watched_from == ["list2", "6", "list3", "9"]
