@@ -104,6 +104,8 @@ class Kind:
     description: str
     printer_columns: tuple[Schema, ...]
     scale: bool = False
+    selectable_fields: tuple[str, ...] = ()
+    """JSON paths a field selector may name (Kubernetes 1.31+; older servers drop them)."""
 
 
 def _column(name: str, json_path: str, type_: str = "string", **extra: object) -> Schema:
@@ -135,6 +137,9 @@ INFERENCE_SERVICE = Kind(
         _AGE,
     ),
     scale=True,
+    # `--field-selector spec.accountRef.name=<account>`: a replica that gains a CloudAccount
+    # (sharding) lists just its services; people can too.
+    selectable_fields=(".spec.accountRef.name",),
 )
 
 CLOUD_ACCOUNT = Kind(
@@ -209,6 +214,11 @@ def custom_resource_definition(kind: Kind) -> Schema:
                     "schema": {"openAPIV3Schema": _object_schema(kind)},
                     "subresources": subresources,
                     "additionalPrinterColumns": list(kind.printer_columns),
+                    **(
+                        {"selectableFields": [{"jsonPath": p} for p in kind.selectable_fields]}
+                        if kind.selectable_fields
+                        else {}
+                    ),
                 }
             ],
         },

@@ -135,23 +135,26 @@ class KubernetesAccess:
         return body
 
     async def list_pages(
-        self, plural: str, namespace: str | None
+        self, plural: str, namespace: str | None, *, field_selector: str | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Every object of one of our kinds, in pages (`namespace` None: all namespaces)."""
-        async for page, _ in self.list_versioned(plural, namespace):
+        async for page, _ in self.list_versioned(plural, namespace, field_selector=field_selector):
             yield page
 
     async def list_versioned(
-        self, plural: str, namespace: str | None
+        self, plural: str, namespace: str | None, *, field_selector: str | None = None
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
         """Every object of one of our kinds, in pages, each with the list's resourceVersion
         (to watch from after the last page). An expired continue token (410) restarts the
         listing from the first page, so a caller sees some objects twice, never an object
         missed."""
         path = _collection(plural, namespace)
+        selector = f"&fieldSelector={quote(field_selector, safe='')}" if field_selector else ""
         token = ""
         while True:
-            query = f"?limit={LIST_PAGE}" + (f"&continue={quote(token, safe='')}" if token else "")
+            query = f"?limit={LIST_PAGE}{selector}" + (
+                f"&continue={quote(token, safe='')}" if token else ""
+            )
             try:
                 body = await self._call("GET", path + query)
             except KubeApiError as err:

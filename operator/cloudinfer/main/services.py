@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -34,6 +34,7 @@ from cloudinfer.main.kube import KubeApiError, KubernetesAccess, MetadataConflic
 from cloudinfer.reconcile.claims import is_deleting
 from cloudinfer.reconcile.executor import account_key, resource_name
 from cloudinfer.reconcile.fence import NotHolder
+from cloudinfer.reconcile.kube_access import SERVICES_PLURAL
 from cloudinfer.reconcile.reconciler import ServiceReconciler
 from cloudinfer.reconcile.runtime import Runtime
 
@@ -52,6 +53,7 @@ TURN_RETRY_SECONDS: Final = 10.0
 """Sharding: how often a replica that does not hold the account of a service being deleted
 looks again (gaining the account and the finalizer's removal wake it sooner)."""
 PATCH_RETRY_SECONDS: Final = 5.0
+BAD_REQUEST: Final = 400
 ORPHAN_PASSES: Final = 3
 """Passes of a service whose CloudAccount is missing, per change (each after a write)."""
 PATCH_ATTEMPTS: Final = 5
@@ -70,6 +72,13 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
         }
     kept["metadata"] = meta
     return kept
+
+
+def _older(new: Mapping[str, Any], kept: Mapping[str, Any]) -> bool:
+    """Whether `new` is an older version than `kept` (resourceVersions compared as the numbers
+    etcd makes them; anything else counts as newer)."""
+    versions = [str((b.get("metadata") or {}).get("resourceVersion") or "") for b in (new, kept)]
+    return all(v.isdigit() for v in versions) and int(versions[0]) < int(versions[1])
 
 
 def _stops_on_delete(body: Mapping[str, Any]) -> bool:
@@ -132,6 +141,9 @@ class ServiceTasks:
         """Sharding: whether this replica acts for a (missing) account's services."""
         self._held_event = held_event
         self._bodies: dict[Key, dict[str, Any]] = {}
+        """Sharding: only of the services this replica may act for (see `_keeps`)."""
+        self._account_of: dict[Key, Key] = {}
+        """Every served InferenceService's CloudAccount."""
         self._accounts: dict[Key, _Account] = {}
         self._running: dict[Key, _Running] = {}
         self._stops: dict[Key, asyncio.Task[None]] = {}
@@ -140,6 +152,7 @@ class ServiceTasks:
         self._orphan_again: set[Key] = set()
         self._started = False
         self._closing = False
+        self._adopting: dict[Key, asyncio.Task[None]] = {}
 
     # -- what the handlers tell ------------------------------------------------------------------
 
@@ -156,14 +169,21 @@ class ServiceTasks:
             self._consider(key)
 
     def seen(self, key: Key, body: Mapping[str, Any]) -> None:
-        old = self._bodies.get(key)
-        new = self._bodies[key] = slim(body)
-        old_account = account_key(old) if old is not None else None
-        account = account_key(new)
+        account = account_key(body)
+        old_account = self._account_of.get(key)
         if old_account != account:
             if old_account is not None:
                 self._forget_in(old_account, key)
+            self._account_of[key] = account
             self._accounts.setdefault(account, _Account()).services.add(key)
+        if not self._keeps(account, body):
+            self._bodies.pop(key, None)  # another replica acts for it (sharding)
+            self._stop(key)
+            return
+        old = self._bodies.get(key)
+        if old is not None and _older(body, old):
+            return  # a listing raced the watch (adopting an account)
+        new = self._bodies[key] = slim(body)
         if (waker := self._stop_wakers.get(key)) is not None:
             waker.set()
         if old is not None and not wakes_reconciler(old, new):
@@ -180,20 +200,28 @@ class ServiceTasks:
 
     def gone(self, key: Key) -> None:
         body = self._bodies.pop(key, None)
-        if body is not None:
-            self._forget_in(account_key(body), key)
+        account = self._account_of.pop(key, None)
+        if account is not None:
+            self._forget_in(account, key)
         self._stop(key)
         stop = self._stops.pop(key, None)
         if stop is not None:
             stop.cancel()
         self._stop_wakers.pop(key, None)
-        self._deletion().forget(str((body or {}).get("metadata", {}).get("uid")))
+        if body is not None:
+            self._deletion().forget(str(body.get("metadata", {}).get("uid")))
 
     def serve(self, account: Key) -> None:
-        """The account's observer runs here now: its services get their tasks."""
-        self._accounts.setdefault(account, _Account()).served = True
-        for key in list(self._accounts[account].services):
+        """The account's observer runs here now: its services get their tasks (in sharding
+        mode, after their bodies are listed if this replica did not keep them)."""
+        entry = self._accounts.setdefault(account, _Account())
+        entry.served = True
+        for key in list(entry.services):
             self._consider(key)
+        if any(key not in self._bodies for key in entry.services) and account not in self._adopting:
+            self._adopting[account] = asyncio.get_running_loop().create_task(
+                self._adopt(account), name=f"adopt {account[0]}/{account[1]}"
+            )
 
     async def unserve(self, account: Key, *, gone: bool) -> None:
         """The account's observer stopped here. `gone`: because the account is (being)
@@ -202,21 +230,71 @@ class ServiceTasks:
         if entry is None:
             return
         entry.served = False
+        if (adopting := self._adopting.pop(account, None)) is not None:
+            adopting.cancel()
         keys = [key for key in entry.services if key in self._running]
         stopping = [task for key in keys if (task := self._stop(key)) is not None]
         if stopping:
             _, late = await asyncio.wait(stopping, timeout=STOP_GRACE_SECONDS)
             for task in late:
                 task.cancel()
+        for key in list(entry.services):
+            body = self._bodies.get(key)
+            if body is not None and not self._keeps(account, body):
+                del self._bodies[key]  # sharding: the new holder has its own
         if gone:
             for key in list(entry.services):
                 self._consider(key)
         elif not entry.services:
             self._accounts.pop(account, None)
 
+    def _keeps(self, account: Key, body: Mapping[str, Any]) -> bool:
+        """Whether this replica keeps the body: it acts for the account (always, without
+        sharding), or the service waits for its stop on delete."""
+        return self._may_act(account) or (is_deleting(body) and FINALIZER in _finalizers(body))
+
+    async def _adopt(self, account: Key) -> None:
+        """Sharding: list the services of an account just gained (the bodies of accounts held
+        elsewhere are not kept); retried while the account is served here."""
+        namespace, name = account
+        try:
+            while True:
+                try:
+                    async for page in self._list_of(account):
+                        for body in page:
+                            meta = body.get("metadata") or {}
+                            if account_key(body) == account:
+                                self.seen((namespace, str(meta.get("name") or "")), body)
+                    return
+                except (KubeApiError, OSError, TimeoutError) as err:
+                    logger.warning(
+                        "listing the InferenceServices of CloudAccount %s failed: %s", name,
+                        str(err) or type(err).__name__, extra={"resource": f"{namespace}/{name}"},
+                    )  # fmt: skip
+                    await asyncio.sleep(PATCH_RETRY_SECONDS)
+        finally:
+            if self._adopting.get(account) is asyncio.current_task():
+                del self._adopting[account]
+
+    async def _list_of(self, account: Key) -> AsyncIterator[list[dict[str, Any]]]:
+        """The account's services: by field selector where the server supports it
+        (Kubernetes 1.31+, the CRD's selectableFields), else the namespace, filtered here."""
+        namespace, name = account
+        try:
+            async for page in self._kube.list_pages(
+                SERVICES_PLURAL, namespace, field_selector=f"spec.accountRef.name={name}"
+            ):
+                yield page
+        except KubeApiError as err:
+            if err.status != BAD_REQUEST:
+                raise
+            async for page in self._kube.list_pages(SERVICES_PLURAL, namespace):
+                yield page
+
     async def close(self) -> None:
         self._closing = True
         tasks = [
+            *self._adopting.values(),
             *(r.task for r in self._running.values() if r.task is not None),
             *self._stops.values(),
             *self._orphan_passes.values(),
