@@ -188,11 +188,11 @@ class ServiceTasks:
             waker.set()
         if old is not None and not wakes_reconciler(old, new):
             if (running := self._running.get(key)) is not None:
-                running.reconciler.body = new
+                running.reconciler.saw(new)
             return  # only its status moved (our own write, echoed)
         running = self._running.get(key)
         if running is not None and old_account == account and not is_deleting(new):
-            running.reconciler.body = new
+            running.reconciler.saw(new)
             running.reconciler.waker.set()
             return
         self._stop(key)  # deleting, or its account changed: the task exits, then _consider
@@ -378,7 +378,8 @@ class ServiceTasks:
                 if running.stopping:
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(reconciler.waker.wait(), timeout=timeout)
+                    async with asyncio.timeout(timeout):  # no task per wait, as wait_for makes
+                        await reconciler.waker.wait()
         finally:
             reconciler.detach()
             if self._running.get(key) is running:

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,15 +58,19 @@ def resource_name(body: Mapping[str, Any]) -> str:
 class Warnings:
     """Warning events of one resource: a new reason posts one, a repeat posts nothing."""
 
-    def __init__(self, kube: KubeAccess, body: Mapping[str, Any]) -> None:
+    def __init__(
+        self, kube: KubeAccess, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+    ) -> None:
         self._kube = kube
         self._body = body
+        """The resource, or where to get its latest body (a reconciler's: no stale copy kept)."""
         self._last_reason: str | None = None
 
     def post(self, reason: Reason | str, message: str, *, always: bool = False) -> None:
         """`always`: post even a repeat (a write that is held, so that each hold has one)."""
         if always or str(reason) != self._last_reason:
-            self._kube.event(self._body, "Warning", str(reason), message)
+            body = self._body() if callable(self._body) else self._body
+            self._kube.event(body, "Warning", str(reason), message)
             self._last_reason = str(reason)
 
     def clear(self) -> None:

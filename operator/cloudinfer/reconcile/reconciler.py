@@ -99,7 +99,7 @@ class ServiceReconciler:
         self.body = body
         self.waker = asyncio.Event()
         self._started = _now()
-        self._warnings = Warnings(runtime.kube, body)
+        self._warnings = Warnings(runtime.kube, lambda: self.body)
         self._observer: AccountObserver | None = None
         self._service_id: str | None = None
         self._account_key: Key | None = None
@@ -115,6 +115,13 @@ class ServiceReconciler:
         self._unsaved: list[LedgerEntry] = []
         """Journal entries of calls made whose status write failed (e.g. the apiserver was
         restarting): still the duplicate-write guard's evidence until a status write lands."""
+
+    def saw(self, body: Mapping[str, Any]) -> None:
+        """The watch's latest body. Once it carries the status we wrote, our own copy of that
+        status is dropped: one copy per service is enough."""
+        self.body = body
+        if self._written is not None and body.get("status") == self._written:
+            self._written = None
 
     @property
     def _meta(self) -> Mapping[str, Any]:
