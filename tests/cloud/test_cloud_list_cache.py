@@ -250,3 +250,28 @@ def test_a_page_that_does_not_parse_ends_the_list_at_once_and_is_not_asked_again
     assert calls == [0, 100], "a page that does not parse is not asked for again"
     # The services of a page read whole went out as it came, as before the cache.
     assert seen == (["ms-a-1", "ms-b-1"] if "TotalCount should" in message else ["ms-a-1"])
+
+
+def test_qianfan_lists_reuse_unchanged_services_and_see_every_change() -> None:
+    from test_cloud_baidu_contract import make_rig as make_qianfan_rig  # noqa: PLC0415
+
+    from cloudinfer.cloud.baidu.provider import BaiduProvider  # noqa: PLC0415
+
+    rig = make_qianfan_rig(services=150)  # two pages
+    edited, removed = "svco-00003", "svco-00120"
+
+    async def lists(provider: BaiduProvider) -> tuple[list[ObservedService], ...]:
+        first = await provider.list_services(rig.account)
+        rig.sim.console_edit(rig.sim.store.get(edited), {"units": {"cu-3": 4}})
+        # Deleted in the console: the simulator's order is what its list reads.
+        order = rig.sim.order["acct"]
+        order.remove(next(s for s in order if s.service_id == removed))
+        second = await provider.list_services(rig.account)
+        return first, second
+
+    first, second = rig.run(lists)
+    before = {s.service_id: s for s in first}
+    after = {s.service_id: s for s in second}
+    assert len(before) == 150 and set(after) == set(before) - {removed}
+    assert before[edited].replicas.desired == 1 and after[edited].replicas.desired == 4
+    assert all(after[sid] is before[sid] for sid in set(after) - {edited})
