@@ -12,8 +12,10 @@ operator code runs in its own worker process: an `AccountObserver` (fake Kuberne
 the account's read budget raised to 1,000/s so a list is not paced) calls `observe_once` as
 the operator's loop does: signed `DescribeModelServiceGroups` pages of 100 over loopback
 HTTP, decoding, the snapshot and its diff against the previous one. The worker's own CPU
-(`time.process_time`, the simulator is not in it) is measured per list; the first list (cold:
-nothing cached, published as it is read) is reported apart from the steady ones.
+(`time.process_time`, the simulator is not in it) is measured per list, with the part spent in
+the garbage collector (`gc.callbacks`); the first list (cold: nothing cached, published as it
+is read) is reported apart from the steady ones. `--heap-objects` keeps that many other live
+objects in the worker, as the operator's other state, for full collections to walk.
 
 "Before" is the code at BASELINE, exported with `git archive` and run with the same worker;
 the two variants alternate round by round so that the box's load hits both alike.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import statistics
@@ -64,7 +67,9 @@ def _seed(control: SimControl) -> None:
 # ----- worker: one variant of the operator code, in its own process -----------------------------
 
 
-async def _worker_lists(endpoint: str, lists: int, profile: Path | None) -> dict[str, Any]:
+async def _worker_lists(
+    endpoint: str, lists: int, profile: Path | None, heap_objects: int
+) -> dict[str, Any]:
     from cloudinfer.cloud.allowlist import EndpointAllowList  # noqa: PLC0415
     from cloudinfer.reconcile.kube_access import SecretData  # noqa: PLC0415
     from cloudinfer.reconcile.metrics import Metrics  # noqa: PLC0415
@@ -103,17 +108,31 @@ async def _worker_lists(endpoint: str, lists: int, profile: Path | None) -> dict
     observer = AccountObserver(
         ("bench", "acct"), Kube(), Metrics(), allow_list=EndpointAllowList.of(["127.0.0.1"])
     )
+    # The rest of the operator's heap (its Kopf and reconciler state: ~3 million objects at
+    # N = 10,000), which every full collection walks.
+    heap = [[i] for i in range(heap_objects)]
+    collecting = [0.0, 0.0]  # CPU-s in the garbage collector so far; when the current one began
+
+    def collector(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting[1] = time.process_time()
+        else:
+            collecting[0] += time.process_time() - collecting[1]
+
+    gc.callbacks.append(collector)
     profiler = None
     seconds: list[float] = []
+    in_gc: list[float] = []
     for i in range(lists + 1):
         if i == 1 and profile is not None:
             import cProfile  # noqa: PLC0415
 
             profiler = cProfile.Profile()
             profiler.enable()
-        started = time.process_time()
+        started, gc_before = time.process_time(), collecting[0]
         await observer.observe_once(body)
         seconds.append(time.process_time() - started)
+        in_gc.append(collecting[0] - gc_before)
         snapshot = observer.snapshot
         if snapshot.error is not None or len(snapshot.services) != SERVICES:
             raise SystemExit(f"list {i} failed: {snapshot.error!r}, {len(snapshot.services)}")
@@ -121,7 +140,8 @@ async def _worker_lists(endpoint: str, lists: int, profile: Path | None) -> dict
         profiler.disable()
         profiler.dump_stats(profile)
     await observer._close_client()
-    return {"cold": seconds[0], "steady": seconds[1:]}
+    del heap
+    return {"cold": seconds[0], "steady": seconds[1:], "steady_gc": in_gc[1:]}
 
 
 def worker(argv: list[str]) -> None:
@@ -129,8 +149,10 @@ def worker(argv: list[str]) -> None:
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--lists", type=int, required=True)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--heap-objects", type=int, default=0)
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(_worker_lists(args.endpoint, args.lists, args.profile))))
+    result = _worker_lists(args.endpoint, args.lists, args.profile, args.heap_objects)
+    print(json.dumps(asyncio.run(result)))
 
 
 # ----- driver ------------------------------------------------------------------------------------
@@ -145,9 +167,10 @@ def _export(rev: str, into: Path) -> Path:
 
 
 def _run_worker(
-    operator_dir: Path, endpoint: str, lists: int, profile: Path | None
+    operator_dir: Path, endpoint: str, lists: int, profile: Path | None, heap_objects: int
 ) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", "--endpoint", endpoint, "--lists", str(lists)]
+    command += ["--heap-objects", str(heap_objects)]
     if profile is not None:
         command += ["--profile", str(profile)]
     env = {**os.environ, "PYTHONPATH": str(operator_dir)}
@@ -162,6 +185,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="worker runs per variant")
     parser.add_argument("--lists", type=int, default=5, help="steady lists per worker run")
     parser.add_argument("--profile", action="store_true", help="cProfile this tree's lists")
+    parser.add_argument(
+        "--heap-objects",
+        type=int,
+        default=0,
+        help="live objects held beside the observer, as the operator's other state (3000000 "
+        "is about the operator's heap at N = 10,000)",
+    )
     args = parser.parse_args()
 
     from cloudsim.server import serve_in_thread  # noqa: PLC0415
@@ -180,21 +210,28 @@ def main() -> None:
                     profile = None
                     if args.profile and operator_dir == ROOT / "operator" and round_ == 0:
                         profile = ROOT / "bench" / "results" / "list-decode.prof"
-                    results[name].append(_run_worker(operator_dir, endpoint, args.lists, profile))
+                    results[name].append(
+                        _run_worker(operator_dir, endpoint, args.lists, profile, args.heap_objects)
+                    )
                     if profile is not None:
                         print(f"profile of the steady lists: {profile}", flush=True)
     print(
         f"TI-ONE, {SERVICES} services, pages of 100 over loopback; {args.rounds} worker runs x "
-        f"{args.lists} steady lists per variant (1-min load {os.getloadavg()[0]:.1f})"
+        f"{args.lists} steady lists per variant, {args.heap_objects:,} other live objects "
+        f"(1-min load {os.getloadavg()[0]:.1f})"
     )
-    print(f"{'variant':24s} {'cold list CPU-s':>16s} {'steady list CPU-s (median, min-max)':>38s}")
+    print(
+        f"{'variant':24s} {'cold list CPU-s':>16s} {'steady list CPU-s (median, min-max)':>38s} "
+        f"{'of which GC':>12s}"
+    )
     medians: dict[str, float] = {}
     for name, runs in results.items():
         steady = [s for run in runs for s in run["steady"]]
         cold = statistics.median(run["cold"] for run in runs)
         medians[name] = statistics.median(steady)
+        in_gc = statistics.median(s for run in runs for s in run["steady_gc"])
         spread = f"{medians[name]:.3f} ({min(steady):.3f}-{max(steady):.3f})"
-        print(f"{name:24s} {cold:16.3f} {spread:>38s}")
+        print(f"{name:24s} {cold:16.3f} {spread:>38s} {in_gc:12.3f}")
     if len(medians) == 2:
         before, after = medians.values()
         print(f"steady list CPU-s, after / before: {after / before:.3f} (/{before / after:.1f})")
