@@ -18,6 +18,8 @@ from cloudinfer.cloud.exchange import json_object
 from cloudinfer.cloud.http_client import new_async_client
 from cloudinfer.cloud.listcache import ParsedItems, item_digest
 from cloudinfer.cloud.model import ObservedService
+from cloudinfer.cloud.tencent import provider as tencent_provider
+from cloudinfer.cloud.tencent.envelope import body_key, unwrap
 from cloudinfer.cloud.tencent.parse import CAPABILITIES, FALLBACK_CAPABILITIES
 from cloudinfer.cloud.tencent.provider import TencentProvider, new_tencent_budgets
 
@@ -275,3 +277,94 @@ def test_qianfan_lists_reuse_unchanged_services_and_see_every_change() -> None:
     assert len(before) == 150 and set(after) == set(before) - {removed}
     assert before[edited].replicas.desired == 1 and after[edited].replicas.desired == 4
     assert all(after[sid] is before[sid] for sid in set(after) - {edited})
+
+
+# ----- a TI-ONE page unchanged but for its request id ------------------------------------------
+
+
+def _body(groups: str, request_id: str = "5f1c-0a") -> bytes:
+    return (
+        b'{"Response": {"ServiceGroups": ['
+        + groups.encode()
+        + b'], "TotalCount": 1, '
+        + (b'"RequestId": "' + request_id.encode() + b'"}}')
+    )
+
+
+def test_bodies_that_differ_only_in_the_trailing_request_id_share_a_key() -> None:
+    def key(body: bytes) -> tuple[bytes, str] | None:
+        return body_key(httpx.Response(200, content=body))
+
+    first, second = key(_body("1")), key(_body("1", "77e0-9b"))
+    assert first is not None and second is not None
+    assert first[0] == second[0] and (first[1], second[1]) == ("5f1c-0a", "77e0-9b")
+    assert key(_body("2"))[0] != first[0]  # type: ignore[index]
+    # Not a request id the key may leave out: not last, not plain, or not closing the body.
+    assert key(b'{"Response": {"RequestId": "5f1c", "TotalCount": 1}}') is None
+    assert key(b'{"Response": {"TotalCount": 1, "RequestId": "a\\"b"}}') is None
+    assert key(b'{"Response": {"TotalCount": 1, "RequestId": 7}}') is None
+    assert key(b'{"Response": {"TotalCount": 1}, "RequestId": "5f1c"}') is None
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    decoded: list[int] = []
+
+    def counting(response: httpx.Response, *, action: str) -> Any:
+        decoded.append(1)
+        return unwrap(response, action=action)
+
+    monkeypatch.setattr(tencent_provider, "unwrap", counting)
+    return decoded
+
+
+def test_a_tione_page_unchanged_but_for_its_request_id_is_not_decoded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded = _count_decodes(monkeypatch)
+    rig = make_rig(services=250)  # three pages
+    edited = "ms-00007-1"
+
+    async def lists(provider: TencentProvider) -> tuple[list[ObservedService], ...]:
+        first = await provider.list_services(rig.account)
+        second = await provider.list_services(rig.account)
+        rig.sim.console_edit(rig.sim.get_service(edited), {"replicas": 5})
+        third = await provider.list_services(rig.account)
+        return first, second, third
+
+    first, second, third = rig.run(lists)
+    assert len(decoded) == 3 + 0 + 1  # the third list decodes only the edited service's page
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    after = {s.service_id: s for s in third}
+    assert after[edited].replicas.desired == 5
+    assert all(s is after[s.service_id] for s in first if s.service_id != edited)
+    # The request ids differ from call to call: the pages were not byte-identical.
+    ids = {c["request_id"] for c in rig.calls("DescribeModelServiceGroups")}
+    assert len(ids) == 9
+
+
+def test_a_known_page_is_still_checked_against_the_pages_before_it() -> None:
+    rig = make_rig()
+    a, b = _group(_service("ms-a-1")), _group(_service("ms-b-1"))
+    pages = [
+        {"ServiceGroups": [a], "TotalCount": 200},
+        {"ServiceGroups": [b], "TotalCount": 200},
+        {"ServiceGroups": [b], "TotalCount": 200},  # now the first page holds b
+        {"ServiceGroups": [b], "TotalCount": 200},  # as known from the first list
+    ]
+    calls: list[int] = []
+    transport = _tione_pages(pages, calls)
+
+    async def run() -> str:
+        async with new_async_client(transport=transport, trust_env=False) as client:
+            provider = TencentProvider(
+                client, clock=rig.clock, budgets=new_tencent_budgets(rig.clock)
+            )
+            assert len(await provider.list_services(rig.account)) == 2
+            with pytest.raises(MalformedResponseError) as raised:
+                await provider.list_services(rig.account)
+            return str(raised.value)
+
+    assert "the page at Offset 100 repeats groups already listed (TotalCount 200)" in (
+        rig.clock.run(run())
+    )
+    assert calls == [0, 100, 0, 100]

@@ -10,7 +10,7 @@ Only the digests and the parsed objects are kept, never the decoded items (~12 K
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -48,14 +48,25 @@ class Listing(Generic[T]):
     def parse(self, item: Mapping[str, Any], parse: Callable[[], T]) -> T:
         """What `parse()` makes of `item`, from the last list when the item is unchanged.
         `parse` must depend on nothing but the item and the listing's context."""
+        return self.parse_keyed(item, parse)[1]
+
+    def parse_keyed(
+        self, item: Mapping[str, Any], parse: Callable[[], T]
+    ) -> tuple[bytes | None, T]:
+        """`parse`, and the item's digest (for `carry`)."""
         digest = item_digest(item)
         if digest is None:
-            return parse()
+            return None, parse()
         parsed = self._reuse.get(digest)
         if parsed is None:
             parsed = parse()
         self._seen[digest] = parsed
-        return parsed
+        return digest, parsed
+
+    def carry(self, keyed: Iterable[tuple[bytes | None, T]]) -> None:
+        """Items of this list known from the last one without reading them (a page whose
+        body is unchanged): they stay known for the next."""
+        self._seen.update((digest, parsed) for digest, parsed in keyed if digest is not None)
 
     def done(self) -> None:
         self._owner.keep(self._account, self._context, self._seen)

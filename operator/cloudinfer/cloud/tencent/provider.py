@@ -59,7 +59,7 @@ from cloudinfer.cloud.payload import Payload
 from cloudinfer.cloud.provider import Account, Progress
 from cloudinfer.cloud.retry import RetryPolicy, call_with_budget
 from cloudinfer.cloud.tencent import limits
-from cloudinfer.cloud.tencent.envelope import CLOUD, unwrap
+from cloudinfer.cloud.tencent.envelope import CLOUD, body_key, unwrap
 from cloudinfer.cloud.tencent.parse import CAPABILITIES, FALLBACK_CAPABILITIES, observed_service
 from cloudinfer.cloud.tencent.signer import TencentSigner
 
@@ -101,6 +101,8 @@ class TencentProvider:
         self._partial_config: dict[str, bool] = {}
         """Per account: False once PartialConfig answered InvalidAction/ActionOffline."""
         self._parsed: ParsedItems[ObservedService] = ParsedItems()
+        self._pages: dict[str, dict[int, _KnownPage]] = {}
+        """Per account, the pages of its last complete list that read cleanly, by offset."""
 
     @property
     def cloud(self) -> Cloud:
@@ -118,11 +120,14 @@ class TencentProvider:
     ) -> list[ObservedService]:
         """Each page's services go to `progress` as the page arrives (a page of 100 every
         50 ms at the 20/s list limit: at N = 1,000 the first writes start 0.45 s sooner).
-        A service whose item is unchanged since the last list is not parsed again."""
+        A page whose body is unchanged since the last list but for its request id is not
+        decoded again; a service whose item is unchanged is not parsed again."""
         services: list[ObservedService] = []
         offset = 0
         capabilities = self.capabilities(account)
         listing = self._parsed.listing(account.name, capabilities)
+        known = self._pages.get(account.name, {})
+        kept: dict[int, _KnownPage] = {}
         seen_groups: set[str] = set()
         while True:
             page = await self._exchange(
@@ -135,6 +140,8 @@ class TencentProvider:
                     seen=seen_groups,
                     listing=listing,
                     capabilities=capabilities,
+                    known=known.get(offset),
+                    kept=kept,
                 ),
             )
             services.extend(page.services)
@@ -147,6 +154,7 @@ class TencentProvider:
             offset += LIST_PAGE_SIZE
             if page.last:
                 listing.done()
+                self._pages[account.name] = kept
                 return services
 
     async def observe(self, account: Account, service_id: str) -> ObservedService:
@@ -274,6 +282,19 @@ class _Page:
     error: CloudError | ValidationError | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _KnownPage:
+    """What a page that read cleanly held, by its body's key (`envelope.body_key`)."""
+
+    key: bytes
+    capabilities: Capabilities
+    ids: frozenset[str | None]
+    total: int | None
+    """TotalCount, read when the page had groups."""
+    items: tuple[tuple[bytes | None, ObservedService], ...]
+    last: bool
+
+
 def _read_page(
     response: httpx.Response,
     *,
@@ -281,15 +302,64 @@ def _read_page(
     seen: set[str],
     listing: Listing[ObservedService],
     capabilities: Capabilities,
+    known: _KnownPage | None,
+    kept: dict[int, _KnownPage],
 ) -> _Page:
+    key = body_key(response) if response.is_success else None
+    if (
+        key is not None
+        and known is not None
+        and (known.key, known.capabilities)
+        == (
+            key[0],
+            capabilities,
+        )
+    ):
+        kept[offset] = known
+        return _known_page(known, offset=offset, seen=seen, listing=listing, request_id=key[1])
     # The decoded page dies inside the pause (cloud/gcpause.py: why).
     with collector_paused():
         reply = unwrap(response, action=limits.DESCRIBE_MODEL_SERVICE_GROUPS)
-        page = _parse_page(
+        page, content = _parse_page(
             reply, offset=offset, seen=seen, listing=listing, capabilities=capabilities
         )
         del reply
+    if key is not None and content is not None:
+        kept[offset] = _KnownPage(key[0], capabilities, *content, last=page.last)
     return page
+
+
+def _known_page(
+    known: _KnownPage,
+    *,
+    offset: int,
+    seen: set[str],
+    listing: Listing[ObservedService],
+    request_id: str,
+) -> _Page:
+    """A page read as `_parse_page` read it last time; only the repeat check depends on the
+    pages before it."""
+    if known.ids and None not in known.ids and known.ids <= seen:
+        return _Page([], set(), True, _repeated(offset, known.total, request_id))
+    listing.carry(known.items)
+    services = [observed for _, observed in known.items]
+    return _Page(services, {i for i in known.ids if i is not None}, known.last)
+
+
+def _repeated(offset: int, total: int | None, request_id: str | None) -> MalformedResponseError:
+    # A page that only repeats earlier groups would page on to TotalCount forever.
+    return MalformedResponseError(
+        f"the page at Offset {offset} repeats groups already listed (TotalCount {total})",
+        cloud=CLOUD,
+        action=limits.DESCRIBE_MODEL_SERVICE_GROUPS,
+        request_id=request_id,
+    )
+
+
+_Content = tuple[
+    frozenset[str | None], int | None, tuple[tuple[bytes | None, ObservedService], ...]
+]
+"""A clean page's group ids, TotalCount (if it had groups) and keyed services."""
 
 
 def _parse_page(
@@ -299,33 +369,29 @@ def _parse_page(
     seen: set[str],
     listing: Listing[ObservedService],
     capabilities: Capabilities,
-) -> _Page:
+) -> tuple[_Page, _Content | None]:
     page = Payload(reply.data, CLOUD, limits.DESCRIBE_MODEL_SERVICE_GROUPS, reply.request_id)
-    services: list[ObservedService] = []
+    keyed: list[tuple[bytes | None, ObservedService]] = []
     try:
         groups = page.objects("ServiceGroups", optional=True)
         ids = {g.optional_string("ServiceGroupId") for g in groups}
         if groups and None not in ids and ids <= seen:
-            # A page that only repeats earlier groups would page on to TotalCount forever.
-            raise MalformedResponseError(
-                f"the page at Offset {offset} repeats groups already listed "
-                f"(TotalCount {page.optional_integer('TotalCount')})",
-                cloud=CLOUD,
-                action=limits.DESCRIBE_MODEL_SERVICE_GROUPS,
-                request_id=reply.request_id,
-            )
+            total = page.optional_integer("TotalCount")
+            raise _repeated(offset, total, reply.request_id)
         for group in groups:
             for i, item in enumerate(group.object_list("Services", optional=True)):
                 parse = partial(_observed, group, i, item, capabilities)
-                services.append(listing.parse(item, parse))
+                keyed.append(listing.parse_keyed(item, parse))
     except (CloudError, ValidationError) as error:
-        return _Page([], set(), True, error)
+        return _Page([], set(), True, error), None
     group_ids = {i for i in ids if i is not None}
+    services = [observed for _, observed in keyed]
     try:
-        last = not groups or offset + LIST_PAGE_SIZE >= page.integer("TotalCount")
+        total = page.integer("TotalCount") if groups else None
     except CloudError as error:
-        return _Page(services, group_ids, True, error)
-    return _Page(services, group_ids, last)
+        return _Page(services, group_ids, True, error), None
+    last = total is None or offset + LIST_PAGE_SIZE >= total
+    return _Page(services, group_ids, last), (frozenset(ids), total, tuple(keyed))
 
 
 def _observed(
