@@ -29,7 +29,8 @@ def item_digest(item: Mapping[str, Any]) -> bytes | None:
         encoded = orjson.dumps(item)
     except TypeError:  # orjson.JSONEncodeError is one
         return None
-    return hashlib.blake2b(encoded, digest_size=DIGEST_BYTES).digest()
+    # SHA-256 (hardware-accelerated here) is faster than BLAKE2 at this size.
+    return hashlib.sha256(encoded).digest()[:DIGEST_BYTES]
 
 
 class Listing(Generic[T]):

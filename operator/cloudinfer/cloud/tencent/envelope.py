@@ -31,7 +31,7 @@ def body_key(response: httpx.Response) -> tuple[bytes, str] | None:
     if found is None:
         return None
     start, end = found.span(1)
-    digest = hashlib.blake2b(start.to_bytes(8, "big"), digest_size=16)
+    digest = hashlib.sha256(start.to_bytes(8, "big"))
     view = memoryview(content)
     digest.update(view[:start])
     digest.update(view[end:])
