@@ -4,7 +4,7 @@ Not a timed test: it prints measured figures. Run:
 
     .venv/bin/python bench/bench_list_decode.py                 # this tree against BASELINE
     .venv/bin/python bench/bench_list_decode.py --baseline none # this tree alone
-    .venv/bin/python bench/bench_list_decode.py --profile       # + cProfile of this tree's lists
+    .venv/bin/python bench/bench_list_decode.py --profile /tmp/lists.prof  # + cProfile (this tree)
 
 The TI-ONE simulator serves 10,000 services (replicas, an RPS limit and a scheduled stop each,
 as after convergence) from a thread of this process, rate limits lifted. Each variant of the
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="git revision, or 'none'")
     parser.add_argument("--rounds", type=int, default=3, help="worker runs per variant")
     parser.add_argument("--lists", type=int, default=5, help="steady lists per worker run")
-    parser.add_argument("--profile", action="store_true", help="cProfile this tree's lists")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of this tree's lists here")
     parser.add_argument(
         "--heap-objects",
         type=int,
@@ -208,8 +208,8 @@ def main() -> None:
             for round_ in range(args.rounds):
                 for name, operator_dir in variants.items():
                     profile = None
-                    if args.profile and operator_dir == ROOT / "operator" and round_ == 0:
-                        profile = ROOT / "bench" / "results" / "list-decode.prof"
+                    if operator_dir == ROOT / "operator" and round_ == 0:
+                        profile = args.profile
                     results[name].append(
                         _run_worker(operator_dir, endpoint, args.lists, profile, args.heap_objects)
                     )
