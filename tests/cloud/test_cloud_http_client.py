@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -99,3 +100,23 @@ def test_timeouts_are_set_and_redirects_are_not_followed() -> None:
             assert response.status_code == 302
 
     asyncio.run(main())
+
+
+def test_without_sniffio_httpcore_still_runs_on_asyncio_and_stops_searching_for_it(
+    tmp_path: Path,
+) -> None:
+    """http_client marks sniffio absent (when it is) so that httpcore's per-request import
+    fails at once; its async-library detection must still say asyncio, and requests go out."""
+    from httpcore._synchronization import current_async_library  # noqa: PLC0415
+
+    try:
+        import sniffio  # noqa: F401, PLC0415
+    except ImportError:
+        assert sys.modules["sniffio"] is None  # marked absent: the import is not searched for
+
+    async def body(port: int, ca_file: Path) -> None:
+        assert current_async_library() == "asyncio"
+        async with new_async_client(ca_bundle=ca_file) as client:
+            assert (await client.get(f"https://127.0.0.1:{port}/")).status_code == 200
+
+    _run(tmp_path, body)

@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any, Final
 
 import httpx
+import orjson
 
 from cloudinfer.cloud.errors import (
     CloudError,
@@ -118,12 +119,24 @@ def looks_like_html(response: httpx.Response) -> bool:
     return "html" in content_type or head.startswith((b"<!doctype", b"<html"))
 
 
+class NonFiniteNumber(float):
+    """NaN or an infinity, which JSON has not but the standard decoder reads: a float as
+    before, of its own type so that no list item digest (cloud/listcache.py) takes it for the
+    null orjson would encode it as."""
+
+
 def json_object(response: httpx.Response) -> JSONObject | None:
     """The body as a JSON object, or None if it is not one."""
     try:
-        body = json.loads(response.content)
+        # orjson: twice as fast on a list page of 300 KB (bench/bench_list_decode.py). What it
+        # refuses and the standard decoder reads (NaN, a BOM, UTF-16, lone surrogates) is
+        # read as before; an integer beyond 64 bits becomes a float (no field holds one).
+        body = orjson.loads(response.content)
     except ValueError:
-        return None
+        try:
+            body = json.loads(response.content, parse_constant=NonFiniteNumber)
+        except ValueError:
+            return None
     return body if isinstance(body, dict) else None
 
 

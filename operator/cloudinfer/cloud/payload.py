@@ -52,12 +52,22 @@ class Payload:
         return self._child(key, value)
 
     def objects(self, key: str, *, optional: bool = False) -> list[Payload]:
+        raw = self.object_list(key, optional=optional)
+        return [self.element(key, i, item) for i, item in enumerate(raw)]
+
+    def object_list(self, key: str, *, optional: bool = False) -> list[dict[str, Any]]:
+        """The list's objects unwrapped, checked as `objects` checks them: `element` wraps
+        one when it is read (a list cache reads only the items that changed)."""
         value = self.data.get(key)
         if value is None and optional:
             return []
         if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
             raise self._fail(key, "a list of objects")
-        return [self._child(f"{key}[{i}]", item) for i, item in enumerate(value)]
+        return value
+
+    def element(self, key: str, index: int, item: dict[str, Any]) -> Payload:
+        """Item `index` of the list `key`, as `objects` would have wrapped it."""
+        return self._child(f"{key}[{index}]", item)
 
     def string(self, key: str) -> str:
         value = self.data.get(key)

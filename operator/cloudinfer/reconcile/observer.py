@@ -334,7 +334,9 @@ class AccountObserver:
         changed = {
             sid
             for sid in fresh.services.keys() | self.snapshot.services.keys()
-            if fresh.services.get(sid) != self.snapshot.services.get(sid)
+            # A service whose list item is unchanged is the same object (cloud/listcache.py).
+            if (new := fresh.services.get(sid)) is not (old := self.snapshot.services.get(sid))
+            and new != old
         }
         # On recovery, everyone's conditions clear the error; on a new account fingerprint,
         # everyone's held writes are lifted.

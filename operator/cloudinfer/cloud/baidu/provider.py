@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Any, Final
 
 import httpx
@@ -28,6 +29,7 @@ from cloudinfer.cloud.errors import (
     UnsupportedActionError,
 )
 from cloudinfer.cloud.exchange import Reply, send
+from cloudinfer.cloud.listcache import ParsedItems
 from cloudinfer.cloud.model import (
     ApplyResult,
     Capabilities,
@@ -73,6 +75,7 @@ class BaiduProvider:
         self._wall_clock = wall_clock
         self._budgets = budgets or new_baidu_budgets(self._clock)
         self._retry = retry or RetryPolicy()
+        self._parsed: ParsedItems[ObservedService] = ParsedItems()
 
     @property
     def cloud(self) -> Cloud:
@@ -84,8 +87,10 @@ class BaiduProvider:
     async def list_services(
         self, account: Account, progress: Progress | None = None
     ) -> list[ObservedService]:
-        """Pages of many services: `progress` is not called (the list returns as soon)."""
+        """Pages of many services: `progress` is not called (the list returns as soon).
+        A service whose item is unchanged since the last list is not parsed again."""
         services: list[ObservedService] = []
+        listing = self._parsed.listing(account.name, CAPABILITIES)
         marker = ""
         used: set[str] = set()
         while True:
@@ -102,13 +107,16 @@ class BaiduProvider:
                 params["marker"] = marker
             reply = await self._call(account, limits.DESCRIBE_SERVICES, params)
             result = _result(reply, limits.DESCRIBE_SERVICES)
+            items = result.object_list("serviceList", optional=True)
             services.extend(
-                observed_service(s) for s in result.objects("serviceList", optional=True)
+                listing.parse(item, partial(_observed, result, i, item))
+                for i, item in enumerate(items)
             )
             page = result.optional_object("pageInfo")
             marker = (page.optional_string("nextMarker") if page is not None else None) or ""
             truncated = page is not None and page.boolean("isTruncated", default=False)
             if not truncated or not marker:
+                listing.done()
                 return services
             del reply, result, page  # fetch the next page without this one in memory
 
@@ -198,6 +206,10 @@ def _target_instance(observed: ObservedService) -> str:
             action=limits.SCALE_SERVICE,
         )
     return chosen
+
+
+def _observed(result: Payload, index: int, item: dict[str, Any]) -> ObservedService:
+    return observed_service(result.element("serviceList", index, item))
 
 
 def _result(reply: Reply, action: str) -> Payload:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Final
 
 import httpx
@@ -13,6 +15,27 @@ from cloudinfer.cloud.exchange import Reply, json_object, unreadable
 from cloudinfer.cloud.tencent.errors import TENCENT_ERRORS
 
 CLOUD: Final = "tencent"
+
+_TRAILING_REQUEST_ID: Final = re.compile(rb'"RequestId"\s*:\s*"([-0-9A-Za-z_.:]*)"\s*}\s*}\s*\Z')
+_TAIL_BYTES: Final = 512
+
+
+def body_key(response: httpx.Response) -> tuple[bytes, str] | None:
+    """A digest of the body but for the value of the `RequestId` it ends with, and that
+    value; None if it does not end so. Two bodies with one key differ at most in a string of
+    the same plain characters that is the last member of the body's last object: the request
+    id, or a member no reply is read from. So a list page with the key of one read before
+    reads as that one did (the simulator and the cloud put `RequestId` last)."""
+    content = response.content
+    found = _TRAILING_REQUEST_ID.search(content, max(0, len(content) - _TAIL_BYTES))
+    if found is None:
+        return None
+    start, end = found.span(1)
+    digest = hashlib.sha256(start.to_bytes(8, "big"))
+    view = memoryview(content)
+    digest.update(view[:start])
+    digest.update(view[end:])
+    return digest.digest(), found.group(1).decode("ascii")
 
 
 def unwrap(response: httpx.Response, *, action: str) -> Reply:
