@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import ssl
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Final
 
 import httpx
-
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    # httpcore tries `import sniffio` several times per request; without it installed, each
-    # try searched sys.path again (~0.25 ms a request, 8 % of a steady TI-ONE list's CPU).
-    # None in sys.modules makes that import fail at once, as it failed before.
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 """Connect fast or fail; allow 30 s for a reply (list pages of 100 full service objects)."""
