@@ -40,6 +40,8 @@ from support import Cluster, wait_for
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 FINALIZER = "cloudinfer.dev/finalizer"
+OBSERVER_FINALIZER = "cloudinfer.dev/account-observer"
+"""Kopf's, on a CloudAccount while its observer daemon runs."""
 IN_USE = "cloudinfer.dev/in-use"
 # A 403 in an error or status, not the milliseconds of a timestamp ("12:00:01,403").
 FORBIDDEN = re.compile(r"(?<![,.])\b403\b|forbidden", re.IGNORECASE)
@@ -311,7 +313,7 @@ def scenario(
 
     def account_finalizer() -> None:
         wait_for(
-            lambda: FINALIZER
+            lambda: OBSERVER_FINALIZER
             in (kube.get(namespace, "acct", "cloudaccounts")["metadata"].get("finalizers") or []),
             timeout=t.change, what="the operator's finalizer on the CloudAccount",
         )  # fmt: skip
@@ -323,7 +325,7 @@ def scenario(
     def finalizer() -> None:
         wait_for(
             lambda: FINALIZER in (kube.get(namespace, "chat")["metadata"].get("finalizers") or []),
-            timeout=t.change, what="the operator's finalizer on the InferenceService",
+            timeout=t.change, what="the Stop-on-delete finalizer on the InferenceService",
         )  # fmt: skip
 
     def secret_held() -> None:
