@@ -404,3 +404,15 @@ def test_kubectl_get_shows_the_printer_columns(cluster: Cluster, namespace: str)
     ]
     categories = cluster.kubectl("get", "cloudinfer", "-n", namespace).stdout
     assert "inferenceservice.cloudinfer.dev/svc" in categories
+
+
+def test_kubectl_selects_services_by_their_account(cluster: Cluster, namespace: str) -> None:
+    """The CRD's selectableFields: what a sharded replica lists when it gains an account."""
+    for name, account in (("first", "a"), ("second", "b"), ("third", "a")):
+        manifest = _with(_with(SERVICE, "metadata.name", name), "spec.accountRef.name", account)
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(manifest))
+    selected = cluster.kubectl(
+        "get", "cis", "-n", namespace, "--field-selector", "spec.accountRef.name=a",
+        "-o", "jsonpath={.items[*].metadata.name}",
+    ).stdout.split()  # fmt: skip
+    assert sorted(selected) == ["first", "third"]
