@@ -4,11 +4,13 @@ backlog of callers, and a fake cloud that only records when each call got its to
     PYTHONPATH=operator .venv/bin/python bench/bench_budget.py --calls 600 --stall 0.17
 
 `--stall S` blocks the event loop for S seconds once every `--every` seconds (at a random
-phase), as the operator's list decoding does at N = 1,000. Prints the stream's rate against
-the limit, the most calls in any one second (half-open, as tests/reliability/invariants.py
-counts), the mean time from call k to call k + limit, and how many calls the simulator's
-token bucket (one second of tokens, refilled continuously: cloudsim/ratelimit.py) would have
-throttled had every call reached it `--jitter` seconds late at most (uniform, seeded).
+phase), as the operator's list decoding does at N = 1,000; `--turn-ms M` makes every turn of
+the loop take M ms more (a busy loop: ~10 ms a turn in the N = 1,000 bench at load 5).
+Prints the stream's rate against the limit, the most calls in any one second (half-open, as
+tests/reliability/invariants.py counts), the mean time from call k to call k + limit, and
+how many calls the simulator's token bucket (one second of tokens, refilled continuously:
+cloudsim/ratelimit.py) would have throttled had every call reached it `--jitter` seconds late
+at most (uniform, seeded).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def simulator_throttles(arrivals: list[float], limit: float) -> int:
 
 
 async def drive(
-    calls: int, limit: float, stall: float, every: float, rng: random.Random
+    calls: int, limit: float, *, stall: float, every: float, turn: float, rng: random.Random
 ) -> list[float]:
     bucket = TokenBucket(CallRate(limit), SystemClock())
     stamps: list[float] = []
@@ -64,10 +66,16 @@ async def drive(
             if stall > 0:
                 time.sleep(stall)  # noqa: ASYNC251 (blocks the loop on purpose, like a CPU-bound step)
 
+    async def busy() -> None:
+        while turn > 0:
+            time.sleep(turn)  # noqa: ASYNC251 (every turn of the loop takes this long)
+            await asyncio.sleep(0)
+
     callers = asyncio.gather(*(call() for _ in range(calls)))
-    block = asyncio.ensure_future(blocker())
+    others = [asyncio.ensure_future(blocker()), asyncio.ensure_future(busy())]
     await callers
-    block.cancel()
+    for task in others:
+        task.cancel()
     return stamps
 
 
@@ -77,11 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, default=20.0)
     parser.add_argument("--stall", type=float, default=0.0, help="seconds the loop is blocked")
     parser.add_argument("--every", type=float, default=1.0, help="mean seconds between stalls")
+    parser.add_argument("--turn-ms", type=float, default=0.0, help="ms added to every turn")
     parser.add_argument("--jitter", type=float, default=0.0, help="delivery delay spread (s)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)  # noqa: S311 (reproducible phases, not cryptography)
-    stamps = asyncio.run(drive(args.calls, args.limit, args.stall, args.every, rng))
+    stamps = asyncio.run(
+        drive(
+            args.calls,
+            args.limit,
+            stall=args.stall,
+            every=args.every,
+            turn=args.turn_ms / 1000,
+            rng=rng,
+        )
+    )
     span = stamps[-1] - stamps[0]
     k = math.ceil(args.limit)
     chain = [b - a for a, b in zip(stamps, stamps[k:], strict=False)]

@@ -485,6 +485,43 @@ def test_lateness_is_made_up_to_the_catch_up_and_forgiven_beyond(
     assert max_in_any_second(admitted) <= 20
 
 
+def test_a_catch_up_lets_its_waiters_go_in_one_turn_of_the_loop(
+    virtual_clock: VirtualClock,
+) -> None:
+    """The tokens a catch-up hands out go to their callers together: all of them run in the
+    loop's next turn. Handed out one per turn, a busy loop (~10 ms a turn in the N = 1,000
+    bench) would spread them, and the window would keep that spread a second later."""
+    bucket = TokenBucket(CallRate(20), virtual_clock)
+    turn = 0
+    admitted: list[tuple[float, int]] = []
+
+    async def count_turns() -> None:
+        nonlocal turn
+        while True:
+            await asyncio.sleep(0)
+            turn += 1
+
+    async def one() -> None:
+        await bucket.acquire()
+        admitted.append((virtual_clock.monotonic(), turn))
+
+    async def stall() -> None:
+        await virtual_clock.sleep(1.0)
+        virtual_clock.advance(0.2)
+
+    async def scenario() -> None:
+        turns = asyncio.ensure_future(count_turns())
+        await asyncio.gather(stall(), *(one() for _ in range(40)))
+        turns.cancel()
+
+    virtual_clock.run(scenario())
+    times = [t for t, _ in admitted]
+    caught_up = max(set(times), key=times.count)
+    turns_taken = {n for t, n in admitted if t == caught_up}
+    assert times.count(caught_up) == 5  # 0.2 s late at 20/s: the 4 missed slots and the due one
+    assert len(turns_taken) == 1
+
+
 @pytest.mark.parametrize(
     ("stall", "least_share"),
     [(0.05, 0.995), (0.17, 0.98), (0.3, 0.92)],

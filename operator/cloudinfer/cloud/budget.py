@@ -85,10 +85,9 @@ class BucketStats:
 class TokenBucket:
     """A paced token bucket (GCRA) with an adaptive rate, under a one-second window.
 
-    Waiters queue in arrival order (an `asyncio.Lock` is FIFO) and only the head of the queue
-    holds a slot: it sleeps until the slot and takes the token when it wakes. A slot is never
-    reserved ahead for a queued waiter, so a rate change (throttling, recovery, a new limit)
-    applies to the whole backlog at once.
+    Waiters queue in arrival order; one task per bucket sleeps until the next token is due and
+    then hands out every token due by then. A slot is never reserved ahead for a queued waiter,
+    so a rate change (throttling, recovery, a new limit) applies to the whole backlog at once.
 
     A call goes when two rules allow it. *Pacing*: one call per 1/rate seconds; lateness is
     made up (up to CATCH_UP_SECONDS) by the next callers going at once. *Window*: the last
@@ -104,7 +103,9 @@ class TokenBucket:
         now = clock.monotonic()
         self._tat = now  # theoretical arrival time of the next call
         self._recent: deque[float] = deque(maxlen=self._window_capacity(limit))
-        self._queue = asyncio.Lock()
+        self._queue: deque[asyncio.Future[None]] = deque()
+        """Callers waiting for their turn, in arrival order."""
+        self._granter: asyncio.Task[None] | None = None
         self._waiting = 0
         self._last_throttle: float | None = None
         self._recovered_at = now
@@ -176,13 +177,34 @@ class TokenBucket:
         queued = self._clock.monotonic()
         self._waiting += 1
         try:
-            async with self._queue:
-                while (wait := self._wait()) > 0:
-                    await self._clock.sleep(wait)
+            if self._queue or self._wait() > 0:
+                turn = asyncio.get_running_loop().create_future()
+                self._queue.append(turn)
+                self._start_granting()
+                await turn
         finally:
             self._waiting -= 1
         self._calls += 1
         self._waited += self._clock.monotonic() - queued
+
+    def _start_granting(self) -> None:
+        granter = self._granter
+        loop = asyncio.get_running_loop()
+        if granter is None or granter.done() or granter.get_loop() is not loop:
+            self._granter = loop.create_task(self._grant())
+
+    async def _grant(self) -> None:
+        """Give the queue its tokens: sleep until the next one is due, then hand out every
+        token due by now in one go, so a catch-up's callers all run in the loop's next turn
+        (one turn each would spread them, and the window would keep the spread)."""
+        queue = self._queue
+        while queue:
+            if queue[0].done():  # its caller was cancelled
+                queue.popleft()
+            elif (wait := self._wait()) > 0:
+                await self._clock.sleep(wait)
+            else:
+                queue.popleft().set_result(None)
 
     def record(self, seconds: float, error: CloudError | None) -> None:
         """A call made with this bucket's token finished after `seconds`."""
