@@ -471,7 +471,8 @@ BREAKS_WITHOUT: dict[Grant, str] = {
     # No daemon, CloudAccounts' included, acts until every InferenceService is listed (the
     # start-up inventory, main/inventory.py), so without this the account never gets Ready.
     ("cloudinfer.dev", "inferenceservices", "list"): "account-ready",
-    ("cloudinfer.dev", "inferenceservices", "watch"): "service-ready",
+    # The start-up listing still gets the service Ready; later changes go unnoticed.
+    ("cloudinfer.dev", "inferenceservices", "watch"): "scale",
     ("cloudinfer.dev", "inferenceservices", "patch"): "finalizer",
     ("cloudinfer.dev", "cloudaccounts", "list"): "account-ready",
     ("cloudinfer.dev", "cloudaccounts", "watch"): "account-ready",

@@ -243,7 +243,7 @@ async def account_changed(
         return
     _account_seen(key, body)
     if FINALIZER in (body.get("metadata", {}).get("finalizers") or []):
-        _remove_old_finalizer(key)
+        _remove_old_finalizer(key, body)
     rt = State.runtime
     if rt is not None and type in ("MODIFIED", "ADDED"):
         observer = rt.observers.get(key)
@@ -251,7 +251,7 @@ async def account_changed(
             observer.wake()
 
 
-def _remove_old_finalizer(key: tuple[str, str]) -> None:
+def _remove_old_finalizer(key: tuple[str, str], body: Mapping[str, Any]) -> None:
     """Kopf put FINALIZER on CloudAccounts before its finalizer was renamed; nothing
     removes it but this (in sharding mode the replica that acts for the account)."""
     if key in State.unfinalizing or State.kube is None:
@@ -259,30 +259,27 @@ def _remove_old_finalizer(key: tuple[str, str]) -> None:
     if State.sharding is not None and not State.sharding.may_act(key):
         return
     State.unfinalizing.add(key)
-    task = asyncio.get_running_loop().create_task(_unfinalize(State.kube, key))
+    finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
+    task = asyncio.get_running_loop().create_task(_unfinalize(State.kube, key, finalizers))
     task.add_done_callback(lambda _: State.unfinalizing.discard(key))
 
 
-async def _unfinalize(kube: KubernetesAccess, key: tuple[str, str]) -> None:
-    for _ in range(5):
-        try:
-            meta = await kube.read_metadata("CloudAccount", *key)
-            if meta is None:
-                return
-            ops = finalizer_ops(meta, FINALIZER, present=False)
-            if ops:
-                await kube.patch_metadata(
-                    "CloudAccount", *key, str(meta.get("resourceVersion", "")), ops
-                )
-            return
-        except MetadataConflict:
-            continue
-        except (KubeApiError, OSError, TimeoutError) as err:
-            logger.warning(
-                "removing the old finalizer %s failed: %s", FINALIZER, err,
-                extra={"resource": "/".join(key)},
-            )  # fmt: skip
-            return
+async def _unfinalize(kube: KubernetesAccess, key: tuple[str, str], finalizers: list[str]) -> None:
+    """One guarded patch (the finalizer list as the event showed it); if the list changed
+    meanwhile, the event of that change tries again."""
+    ops = [
+        {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+        *finalizer_ops({"finalizers": finalizers}, FINALIZER, present=False),
+    ]
+    try:
+        await kube.patch_metadata("CloudAccount", *key, None, ops)
+    except MetadataConflict:
+        return
+    except (KubeApiError, OSError, TimeoutError) as err:
+        logger.warning(
+            "removing the old finalizer %s failed: %s", FINALIZER, err,
+            extra={"resource": "/".join(key)},
+        )  # fmt: skip
 
 
 # -- InferenceService -----------------------------------------------------------------------

@@ -258,16 +258,18 @@ class KubernetesAccess:
         return None if body is None else dict(body.get("metadata") or {})
 
     async def patch_metadata(
-        self, kind: MetadataKind, namespace: str, name: str, resource_version: str,
+        self, kind: MetadataKind, namespace: str, name: str, resource_version: str | None,
         ops: list[dict[str, Any]],
     ) -> dict[str, Any] | None:  # fmt: skip
         """Apply JSON patch `ops` (under /metadata) if the object is still at
-        `resource_version`; its new metadata, or None if it is gone. Raises MetadataConflict
-        if it changed meanwhile."""
-        guarded = [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
-            *ops,
-        ]
+        `resource_version` (None: `ops` carry their own `test`); its new metadata, or None if
+        it is gone. Raises MetadataConflict if it changed meanwhile."""
+        guarded = ops
+        if resource_version is not None:
+            guarded = [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+                *ops,
+            ]
         path = object_path(kind, namespace, name)
         body = await self._call("PATCH", path, json_patch=guarded)
         return None if body is None else dict(body.get("metadata") or {})

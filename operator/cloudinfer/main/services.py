@@ -56,8 +56,6 @@ PATCH_RETRY_SECONDS: Final = 5.0
 BAD_REQUEST: Final = 400
 ORPHAN_PASSES: Final = 3
 """Passes of a service whose CloudAccount is missing, per change (each after a write)."""
-PATCH_ATTEMPTS: Final = 5
-"""Reads and guarded patches of one finalizer change before it waits for the next event."""
 
 
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -402,26 +400,25 @@ class ServiceTasks:
                 str(err) or type(err).__name__, extra={"resource": resource_name(body)},
             )  # fmt: skip
 
-    async def _set_finalizer(self, body: Mapping[str, Any], *, present: bool) -> None:
-        """Add or remove our finalizer, guarded by the resourceVersion; a conflict reads the
-        object again (its other finalizers are someone else's)."""
+    async def _set_finalizer(self, body: Mapping[str, Any], *, present: bool) -> bool:
+        """Add or remove our finalizer. The patch tests the finalizer list it was computed
+        from (not the resourceVersion, which every status write moves), so it fails only if
+        someone changed the finalizers meanwhile: then False, and the next body the watch
+        brings is tried again. (With no finalizer at all there is no list to test.)"""
         meta: Mapping[str, Any] = body.get("metadata") or {}
-        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
-        for _ in range(PATCH_ATTEMPTS):
-            ops = finalizer_ops(meta, FINALIZER, present)
-            if not ops or (present and meta.get("deletionTimestamp")):
-                return  # no finalizer can be added to an object being deleted
-            try:
-                await self._kube.patch_metadata(
-                    "InferenceService", namespace, name, str(meta.get("resourceVersion", "")), ops
-                )
-                return
-            except MetadataConflict:
-                fresh = await self._kube.read_metadata("InferenceService", namespace, name)
-                if fresh is None:
-                    return
-                meta = fresh
-        raise KubeApiError("PATCH", f"{namespace}/{name}", 409, "the object kept changing")
+        ops = finalizer_ops(meta, FINALIZER, present)
+        if not ops or (present and meta.get("deletionTimestamp")):
+            return True  # no finalizer can be added to an object being deleted
+        current = _finalizers(body)
+        guard = [{"op": "test", "path": "/metadata/finalizers", "value": current}]
+        try:
+            await self._kube.patch_metadata(
+                "InferenceService", str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+                None, (guard if current else []) + ops,
+            )  # fmt: skip
+        except MetadataConflict:
+            return False
+        return True
 
     # -- services whose CloudAccount does not exist ------------------------------------------
 
@@ -476,9 +473,10 @@ class ServiceTasks:
         """policy.onDelete=Stop: stop the cloud service, then remove our finalizer
         (deletion.py); another policy: remove it at once. In sharding mode only the replica
         holding the account does it; the others wait until it has."""
+        released = False  # the stop is done (or not needed): only the finalizer is left
         try:
             while (body := self._bodies.get(key)) is not None and FINALIZER in _finalizers(body):
-                if _stops_on_delete(body):
+                if _stops_on_delete(body) and not released:
                     account = account_key(body)
                     if not self._may_act(account):
                         await self._wait_turn(key, account)
@@ -488,9 +486,11 @@ class ServiceTasks:
                     except RetryLater as later:
                         await asyncio.sleep(later.delay)
                         continue
+                    released = True
                 try:
-                    await self._set_finalizer(body, present=False)
-                    return
+                    if await self._set_finalizer(body, present=False):
+                        return
+                    await self._wait_turn(key, None)  # changed meanwhile: its next body
                 except (KubeApiError, OSError, TimeoutError) as err:
                     logger.warning(
                         "removing the finalizer failed: %s", str(err) or type(err).__name__,
@@ -505,11 +505,11 @@ class ServiceTasks:
                 del self._stops[key]
                 self._stop_wakers.pop(key, None)
 
-    async def _wait_turn(self, key: Key, account: Key) -> None:
-        """Until this replica holds the account, the body changes (the holder removed the
-        finalizer), or a while has passed."""
+    async def _wait_turn(self, key: Key, account: Key | None) -> None:
+        """Until this replica holds the account, the body changes (e.g. the holder removed
+        the finalizer), or a while has passed."""
         waits: list[Awaitable[Any]] = []
-        if self._held_event is not None:
+        if self._held_event is not None and account is not None:
             waits.append(self._held_event(account).wait())
         waker = self._stop_wakers.get(key)
         if waker is not None:
