@@ -5,8 +5,9 @@ The claim rule (reconcile/claims.py) must know every claimant before a reconcile
 the in-use holds (holds.py) every service before they release anything. Kopf's indexes gave
 that, but Kopf then holds every object behind one gate whose cost grows about as N^1.6
 (bench/README.md, "Scale"). Here one paginated LIST per kind, after login, fills the same
-registries; `ready` is set when both are listed, and the daemons wait for it. The first
-daemon starts the listing, so a standby peer lists only when it takes over.
+registries; `ready` is set when both are listed, and the daemons and services' tasks wait
+for it. With peering the first daemon or event starts the listing, so a standby peer lists
+only when it takes over; without, it starts at once.
 
 InferenceServices can also be watched here (`watched`: without peering, where no standby must
 be kept from seeing them): the listing's resourceVersion starts a watch of our own, re-listed

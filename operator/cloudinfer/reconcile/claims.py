@@ -102,7 +102,7 @@ def claimant_from(body: Mapping[str, Any]) -> Claimant | None:
 
 
 def is_deleting(body: Mapping[str, Any]) -> bool:
-    """An object being deleted gives up its claims at once (its daemon is stopping)."""
+    """An object being deleted gives up its claims at once (its reconcile task is stopping)."""
     return bool((body.get("metadata") or {}).get("deletionTimestamp"))
 
 

@@ -172,7 +172,7 @@ class ServiceReconciler:
         me = claimant_from(self.body)
         assert me is not None  # the spec parsed, so it names a service and an account
         if is_deleting(self.body):
-            # Kopf is stopping this daemon: give the cloud service to the next claimant.
+            # Its task is stopping: give the cloud service to the next claimant.
             self.runtime.claims.drop(me.key)
             return ServiceOutcome(None, False)
         self.runtime.claims.put(me)

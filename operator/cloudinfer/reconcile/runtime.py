@@ -1,7 +1,7 @@
-"""The registry the Kopf daemons share: observers by CloudAccount, claims, the write executor.
+"""The registry the observers and reconcilers share: observers by CloudAccount, claims, the write executor.
 
 Neither the observers nor the reconcilers know about Kopf: `cloudinfer.main` drives them from
-daemons and hands in a `KubeAccess`. See docs/architecture.md for the module map.
+daemons and its own tasks, and hands in a `KubeAccess`. See docs/architecture.md for the module map.
 """
 
 from __future__ import annotations
