@@ -1,7 +1,8 @@
-"""The registry the observers and reconcilers share: observers by CloudAccount, claims, the write executor.
+"""What the observers and reconcilers share: observers by CloudAccount, claims, the executor.
 
-Neither the observers nor the reconcilers know about Kopf: `cloudinfer.main` drives them from
-daemons and its own tasks, and hands in a `KubeAccess`. See docs/architecture.md for the module map.
+Neither the observers nor the reconcilers know about Kopf: `cloudinfer.main` drives them
+from daemons and its own tasks, and hands in a `KubeAccess`. See docs/architecture.md for
+the module map.
 """
 
 from __future__ import annotations
