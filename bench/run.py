@@ -112,6 +112,9 @@ def run_shard(bench: ShardBench) -> dict[str, Any]:
     try:
         c = bench.converge()
         reps = c["replicas"]
+        if not c["converged"]:
+            _say(f"{label}: NOT all Ready after {bench.config.converge_timeout:.0f} s: "
+                 f"{c['ready_at_end']} Ready; the others: {c['not_ready']}")  # fmt: skip
         _say(f"{label}: all Ready in {c['seconds_to_all_ready']} s (floor {c['floor_seconds']} "
              f"s, ratio {c['ratio_to_floor']}), writes {c['writes_made_total']}/"
              f"{c['writes_needed_total']}, throttled {c['throttled_total']}; Leases settled "
@@ -148,6 +151,8 @@ def _configured(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Co
     if args.other_sizes:
         other = tuple(int(s) for s in args.other_sizes.split(","))
         config = Config(**{**config.__dict__, "other_sizes": other})
+    if args.converge_timeout:
+        config = Config(**{**config.__dict__, "converge_timeout": args.converge_timeout})
     if args.replicas:
         replicas = tuple(int(r) for r in args.replicas.split(","))
         config = Config(**{**config.__dict__, "replicas": replicas})
@@ -179,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--replicas", help="comma-separated replica counts, each run with --shard (the shard "
         "config's 1,4; the first is the base the others are compared with)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--converge-timeout", type=float, metavar="SECONDS",
+        help="give up waiting for all Ready after this long (overrides the config's)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(

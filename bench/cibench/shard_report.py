@@ -66,6 +66,9 @@ def _rows(result: dict[str, Any], r: str, comparison: dict[str, Any]) -> list[tu
     return [
         ("cold convergence: s to all Ready (all replicas started at once)", "",
          _fmt(conv.get("seconds_to_all_ready"))),
+        ("  services Ready when convergence ended (if not all: Ready reasons of the rest)",
+         "N", f"{conv.get('ready_at_end')}" + ("" if conv.get("converged", True) else
+         f" (NOT CONVERGED: {json.dumps((conv.get('not_ready') or {}).get('reasons'))})")),
         ("  per-account physical floor s (N/20 services per account, 20/s per action)", "",
          _fmt(conv.get("floor_seconds"))),
         ("**all Ready / per-account floor**", "", _fmt(conv.get("ratio_to_floor"), 3)),
@@ -202,8 +205,8 @@ def plot(run: dict[str, Any], path: Path) -> None:
             ready_ax.step(
                 [0.0] + [t for t, _ in series], [0.0] + [c / int(n) for _, c in series],
                 where="post", color=color,
-                label=f"N={n}, {_replicas(r)}: {conv['seconds_to_all_ready']:.1f} s, "
-                f"ratio {conv['ratio_to_floor']:.2f}",
+                label=f"N={n}, {_replicas(r)}: {_fmt(conv['seconds_to_all_ready'], 1)} s, "
+                f"ratio {_fmt(conv['ratio_to_floor'])}",
             )  # fmt: skip
             ready_ax.axvline(conv["floor_seconds"], color=color, linestyle="--", linewidth=0.8)
         rss = (result.get("totals") or {}).get("rss_series") or {}
@@ -220,13 +223,15 @@ def plot(run: dict[str, Any], path: Path) -> None:
     ready_ax.set_title("Cold convergence (dashed: per-account floor)", fontsize=10)
     ready_ax.set_ylim(0, 1.05)
     ready_ax.grid(alpha=0.3)
-    ready_ax.legend(fontsize=7, loc="lower right")
+    if ready_ax.get_legend_handles_labels()[0]:
+        ready_ax.legend(fontsize=7, loc="lower right")
     rss_ax.set_xlabel("seconds since the replicas started (vertical line: SIGKILL)")
     rss_ax.set_ylabel("RSS MB")
     rss_ax.set_title("RSS per replica", fontsize=10)
     rss_ax.set_ylim(bottom=0)
     rss_ax.grid(alpha=0.3)
-    rss_ax.legend(fontsize=6, loc="lower right", ncol=2)
+    if rss_ax.get_legend_handles_labels()[0]:
+        rss_ax.legend(fontsize=6, loc="lower right", ncol=2)
     fig.suptitle(f"Sharding, {run['config']} run, {run['date']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)

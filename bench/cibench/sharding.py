@@ -155,13 +155,21 @@ class ShardBench(SizeBench):
         for operator in self.operators:
             wait_for(operator.healthy, 60, "a replica's liveness endpoint", every=0.2)
         healthy = time.time()
-        wait_for(
-            lambda: self.watcher.ready_count() >= self.n,
-            self.config.converge_timeout,
-            f"{self.n} services Ready",
-            every=0.2,
+        converged = True
+        try:
+            wait_for(
+                lambda: self.watcher.ready_count() >= self.n,
+                self.config.converge_timeout,
+                f"{self.n} services Ready",
+                every=0.2,
+            )
+        except TimeoutError:  # recorded with the reasons of those not Ready; the run goes on
+            converged = False
+        all_ready = self.all_ready = (
+            max(t for t, c in self.watcher.ready_series if c >= self.n)
+            if converged
+            else time.time()
         )
-        all_ready = self.all_ready = max(t for t, c in self.watcher.ready_series if c >= self.n)
         cpu = {self.identity(op): op.cpu_seconds() for op in self.operators}
         rss = {self.identity(op): op.rss() for op in self.operators}
         expected = self._expected(self.operators)
@@ -200,14 +208,17 @@ class ShardBench(SizeBench):
         }  # fmt: skip
         peaks = list(peak.values())
         result = {
-            "seconds_to_all_ready": round(elapsed, 2),
+            "converged": converged,
+            "ready_at_end": self.watcher.ready_count(),
+            "not_ready": self._not_ready(),
+            "seconds_to_all_ready": round(elapsed, 2) if converged else None,
             "seconds_to_all_healthy": round(healthy - self.t0, 2),
             "seconds_to_first_write": _r(first, 2),
             "seconds_to_last_write": _r(max(times) if times else None, 2),
             "floor_seconds": floor,
-            "ratio_to_floor": round(elapsed / floor, 3),
+            "ratio_to_floor": round(elapsed / floor, 3) if converged else None,
             "ratio_to_floor_from_first_write": _r(
-                (elapsed - first) / floor if first is not None else None
+                (elapsed - first) / floor if first is not None and converged else None
             ),
             "writes_needed_total": 2 * self.n,
             "writes_made_total": len(writes),
@@ -230,6 +241,23 @@ class ShardBench(SizeBench):
         }
         self.result["convergence"] = result
         return result
+
+    def _not_ready(self) -> dict[str, Any]:
+        """The services not Ready: how many per Ready reason, and a few of them."""
+        reasons: Counter[str] = Counter()
+        examples: list[str] = []
+        for name in self.ids:
+            obj = self.watcher.latest.get(name) or {}
+            conditions = (obj.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Ready" for c in conditions):
+                reasons["(no Ready condition yet)"] += 1
+            for cond in conditions:
+                if cond.get("type") == "Ready" and cond.get("status") != "True":
+                    reasons[str(cond.get("reason"))] += 1
+                    if len(examples) < 5:
+                        account = obj["spec"]["accountRef"]["name"]
+                        examples.append(f"{name} ({account}): {cond.get('message')}")
+        return {"reasons": dict(reasons), "examples": examples}
 
     def _max_per_account(self, journal: dict[str, dict[str, Any]]) -> dict[str, int]:
         """Per write action: the most calls one account's got in any second at the simulator."""
@@ -254,7 +282,9 @@ class ShardBench(SizeBench):
         victim = next(op for op in self.operators if self.identity(op) == victim_name)
         survivors = [op for op in self.operators if op is not victim]
         lost = sorted(a for a, h in holders.items() if h == victim_name)
-        name = next(s for s, spec in self.specs.items() if spec["accountRef"]["name"] in lost)
+        ready = {n for n, obj in self.watcher.latest.items() if _is_ready(obj)}
+        theirs = [s for s, spec in self.specs.items() if spec["accountRef"]["name"] in lost]
+        name = next((s for s in theirs if s in ready), theirs[0])
         spec = self.specs[name]
         new = 2 + (spec["replicas"] - 1) % 3
         cpu_before = {self.identity(op): op.cpu_seconds() for op in survivors}
@@ -363,6 +393,13 @@ class ShardBench(SizeBench):
             operator.stop()
 
 
+def _is_ready(obj: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
 def _throttled_total(journal: Mapping[str, Mapping[str, Any]]) -> int:
     """The simulator's own counters (complete, unlike its capped entry lists); only this
     run's replicas are calling it."""
@@ -404,8 +441,10 @@ def compare(by_replicas: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
                 conv["cpu_seconds_max_replica"] / base["cpu_seconds_total"], 3
             ),
             "cpu_total_over_base": round(conv["cpu_seconds_total"] / base["cpu_seconds_total"], 3),
-            "all_ready_over_base": round(
-                conv["seconds_to_all_ready"] / base["seconds_to_all_ready"], 3
+            "all_ready_over_base": _r(
+                conv["seconds_to_all_ready"] / base["seconds_to_all_ready"]
+                if conv["seconds_to_all_ready"] and base["seconds_to_all_ready"]
+                else None
             ),
         }
     return out
