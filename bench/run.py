@@ -129,7 +129,8 @@ def run_shard(bench: ShardBench) -> dict[str, Any]:
                  f"{f['edited_service']} at the cloud after {f['seconds_to_edit_written']} s, "
                  f"Ready after {f['seconds_to_edit_ready']} s")  # fmt: skip
         t = bench.totals()
-        _say(f"{label}: whole run: {t['duplicate_writes']} duplicate writes, "
+        _say(f"{label}: whole run: {t['duplicate_writes']} duplicate writes "
+             f"({t['duplicate_writes_across_replicas']} by two replicas), "
              f"{t['throttled_total']} throttled")  # fmt: skip
     finally:
         bench.stop()

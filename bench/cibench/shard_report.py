@@ -123,6 +123,8 @@ def _rows(result: dict[str, Any], r: str, comparison: dict[str, Any]) -> list[tu
          f"{fail.get('writes_after_kill')} / {fail.get('throttled_after_kill')}"
          if fail else none),
         ("**duplicate writes, whole run (journal)**", "0", _fmt(tot.get("duplicate_writes"))),
+        ("  of them written by two replicas (else: one replica's retry)", "0",
+         _fmt(tot.get("duplicate_writes_across_replicas"))),
         ("**throttles, whole run (journal: budget overruns)**", "0",
          _fmt(tot.get("throttled_total"))),
         ("peak RSS MB per replica, whole run (failover included)", "",

@@ -364,11 +364,23 @@ class ShardBench(SizeBench):
             w for action in journal for w in self._writes(journal, action)
             if w.get("error_code") is None
         ]  # fmt: skip
-        keys = Counter((w["account"], write_key(w)) for w in ok)
-        duplicates = {f"{a}: {k}": c for (a, k), c in keys.items() if c > 1}
+        by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for w in ok:
+            by_key[w["account"], write_key(w)].append(w)
+        duplicates = {key: ws for key, ws in by_key.items() if len(ws) > 1}
         result = {
-            "duplicate_writes": sum(c - 1 for c in duplicates.values()),
-            "duplicate_examples": dict(list(duplicates.items())[:10]),
+            "duplicate_writes": sum(len(ws) - 1 for ws in duplicates.values()),
+            # A retry by the same replica (its first call timed out but was applied), or a
+            # second replica writing for the account: the latter breaks the sharding.
+            "duplicate_writes_across_replicas": sum(
+                1 for ws in duplicates.values() if len({replica_of(w) for w in ws}) > 1
+            ),
+            "duplicate_examples": {
+                f"{account}: {key}": [
+                    f"{replica_of(w)} at {self._wall(w['time']) - self.t0:.1f} s" for w in ws
+                ]
+                for (account, key), ws in list(duplicates.items())[:10]
+            },
             "throttled_total": _throttled_total(journal),
             "replicas": {
                 self.identity(op): {
