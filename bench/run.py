@@ -184,11 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--other-sizes", help="N values for ModelArts and Qianfan")
     parser.add_argument(
         "--replicas", help="comma-separated replica counts, each run with --shard (the shard "
-        "config's 1,4; the first is the base the others are compared with)",
+        "config's 1,4; the fewest is the base the others are compared with)",
     )  # fmt: skip
     parser.add_argument(
         "--converge-timeout", type=float, metavar="SECONDS",
-        help="give up waiting for all Ready after this long (overrides the config's)",
+        help="give up waiting for all Ready after this long (overrides the config's; sharding "
+        "records what was Ready and goes on, the other configs fail)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
