@@ -147,3 +147,8 @@ bench-scale: $(STAMP) ## benchmarks at N = 10,000 TI-ONE services, one account t
 	@bin_dir="$$(hack/build-k8s.sh)" && \
 	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python bench/run.py --config scale $(BENCH_ARGS) && \
 	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python bench/run.py --config scale-10-accounts $(BENCH_ARGS)
+
+.PHONY: bench-shard
+bench-shard: $(STAMP) ## sharding: N = 10,000 TI-ONE services over 20 accounts on 1 replica, then 4 (--shard), and a failover: bench/results/<date>-shard.{json,md,png}
+	@bin_dir="$$(hack/build-k8s.sh)" && \
+	  CLOUDINFER_K8S_BIN="$$bin_dir" $(BIN)/python bench/run.py --config shard $(BENCH_ARGS)

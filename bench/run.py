@@ -26,6 +26,7 @@ from cibench import report
 from cibench.clouds import SHAPES, CloudBench
 from cibench.env import SimProcess, world
 from cibench.scenarios import CONFIGS, SCENARIOS, Config, SizeBench
+from cibench.sharding import ShardBench, compare
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -97,6 +98,45 @@ def run_cloud(bench: CloudBench) -> dict[str, Any]:
     return bench.result
 
 
+def _by_replica(values: dict[str, Any], digits: int = 1) -> str:
+    """{identity: value} as "r0 1.0, r1 2.0" (identities are r<i>-<pid>)."""
+    return ", ".join(f"{k.partition('-')[0]} {v:.{digits}f}" for k, v in sorted(values.items()))
+
+
+def run_shard(bench: ShardBench) -> dict[str, Any]:
+    n, r = bench.n, bench.replicas
+    label = f"N={n} on {r} sharded replica{'s' if r > 1 else ''}"
+    bench.setup()
+    _say(f"{label}: {n} services over {len(bench.accounts)} accounts set up in "
+         f"{bench.result['setup_seconds']} s")  # fmt: skip
+    try:
+        c = bench.converge()
+        reps = c["replicas"]
+        if not c["converged"]:
+            _say(f"{label}: NOT all Ready after {bench.config.converge_timeout:.0f} s: "
+                 f"{c['ready_at_end']} Ready; the others: {c['not_ready']}")  # fmt: skip
+        _say(f"{label}: all Ready in {c['seconds_to_all_ready']} s (floor {c['floor_seconds']} "
+             f"s, ratio {c['ratio_to_floor']}), writes {c['writes_made_total']}/"
+             f"{c['writes_needed_total']}, throttled {c['throttled_total']}; Leases settled "
+             f"{c['seconds_to_balanced']} s after start")  # fmt: skip
+        _say(f"{label}: peak RSS MB {_by_replica({k: v['peak_rss_mb'] for k, v in reps.items()})}"
+             f"; CPU-s {_by_replica({k: v['cpu_seconds'] for k, v in reps.items()})}; accounts "
+             f"{_by_replica({k: v['accounts_held'] for k, v in reps.items()}, 0)}")  # fmt: skip
+        if r > 1:
+            f = bench.failover()
+            _say(f"{label}: SIGKILL {f['victim']} ({f['victim_accounts']} accounts): held by "
+                 f"the others after {f['seconds_to_accounts_held']} s, the edit of "
+                 f"{f['edited_service']} at the cloud after {f['seconds_to_edit_written']} s, "
+                 f"Ready after {f['seconds_to_edit_ready']} s")  # fmt: skip
+        t = bench.totals()
+        _say(f"{label}: whole run: {t['duplicate_writes']} duplicate writes "
+             f"({t['duplicate_writes_across_replicas']} by two replicas), "
+             f"{t['throttled_total']} throttled")  # fmt: skip
+    finally:
+        bench.stop()
+    return bench.result
+
+
 def _configured(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
     """The named config with the command line's overrides."""
     config: Config = CONFIGS[args.config]
@@ -112,6 +152,11 @@ def _configured(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Co
     if args.other_sizes:
         other = tuple(int(s) for s in args.other_sizes.split(","))
         config = Config(**{**config.__dict__, "other_sizes": other})
+    if args.converge_timeout:
+        config = Config(**{**config.__dict__, "converge_timeout": args.converge_timeout})
+    if args.replicas:
+        replicas = tuple(int(r) for r in args.replicas.split(","))
+        config = Config(**{**config.__dict__, "replicas": replicas})
     if args.clouds:
         clouds = tuple(args.clouds.split(","))
         others = tuple(c for c in clouds if c != "tencent")
@@ -137,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         "TI-ONE, plus ModelArts and Qianfan in the full config)",
     )  # fmt: skip
     parser.add_argument("--other-sizes", help="N values for ModelArts and Qianfan")
+    parser.add_argument(
+        "--replicas", help="comma-separated replica counts, each run with --shard (the shard "
+        "config's 1,4; the fewest is the base the others are compared with)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--converge-timeout", type=float, metavar="SECONDS",
+        help="give up waiting for all Ready after this long (overrides the config's; sharding "
+        "records what was Ready and goes on, the other configs fail)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--profile", action="store_true",
@@ -175,12 +229,19 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sizes": {},
         "clouds": {},
+        "sharding": {},
     }
     work = Path(tempfile.mkdtemp(prefix="cloudinfer-bench-"))
     _say(f"config {config.name}: N in {list(config.sizes)}; work dir {work}")
     with world(work) as (cluster, sim):
         _say(f"control plane and TI-ONE simulator up in {time.monotonic() - started:.1f} s")
-        for n in config.sizes:
+        for n in config.sizes if config.replicas else ():
+            by_replicas = {
+                str(r): run_shard(ShardBench(cluster, sim, n, config, work, replicas=r))
+                for r in config.replicas
+            }
+            run["sharding"][str(n)] = {"replicas": by_replicas, "comparison": compare(by_replicas)}
+        for n in () if config.replicas else config.sizes:
             trace = work / f"profile-{n}" if args.profile else None
             memray = work / f"memray-{n}.bin" if args.memray else None
             bench = SizeBench(cluster, sim, n, config, work, trace_path=trace, memray_path=memray)
@@ -202,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         "operator and benchmark on one host over loopback; poll 5 s, active poll 1 s"
         + ("; OPERATOR UNDER cProfile + tracemalloc (CPU, RSS inflated)" if args.profile else "")
         + ("; OPERATOR UNDER memray (CPU, RSS inflated)" if args.memray else "")
+        + (
+            f"; sharding: {config.accounts} accounts, replicas {list(config.replicas)} each run "
+            "with --shard and started at once"
+            if config.replicas
+            else ""
+        )
     )
     path, table = report.write(run, args.out)
     print()

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,12 +122,17 @@ def new_sim_account(sim: SimProcess, label: str) -> SimAccount:
 
 
 class OperatorProcess:
-    """`python -m cloudinfer --standalone --namespace NS`, its log in a file, psutil on it."""
+    """`python -m cloudinfer --standalone --namespace NS`, its log in a file, psutil on it.
+    `mode` replaces `--standalone` (sharding: `--shard ...`); `env` is added to its
+    environment."""
 
     def __init__(
         self, kubeconfig: Path, namespace: str, log_path: Path, trace_path: Path | None = None,
-        memray_path: Path | None = None,
+        memray_path: Path | None = None, *, mode: tuple[str, ...] = ("--standalone",),
+        env: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
+        self.mode = mode
+        self.extra_env = dict(env or {})
         self.trace_path = trace_path
         self.memray_path = memray_path
         self.kubeconfig = kubeconfig
@@ -144,8 +149,16 @@ class OperatorProcess:
 
     def start(self) -> float:
         """Start it; returns the wall time just before the process was spawned."""
+        started = self.spawn()
+        wait_for(self.healthy, 60, "the operator's liveness endpoint", every=0.2)
+        return started
+
+    def spawn(self) -> float:
+        """Start it without waiting for it to be healthy (several at once); returns the wall
+        time just before the process was spawned."""
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env["KUBECONFIG"] = str(self.kubeconfig)
+        env.update(self.extra_env)
         self._log = self.log_path.open("ab")
         entry = ["-m", "cloudinfer"]
         if self.trace_path is not None:
@@ -157,7 +170,7 @@ class OperatorProcess:
                      "-o", str(self.memray_path), *entry]  # fmt: skip
         self.started_at = time.time()
         self.process = subprocess.Popen(
-            [sys.executable, *entry, "--standalone", "--log-format", "text",
+            [sys.executable, *entry, *self.mode, "--log-format", "text",
              "--namespace", self.namespace, "--health-port", str(self.health_port),
              "--metrics-port", str(self.metrics_port),
              # The simulators listen on loopback, outside the default (public) allow-list.
@@ -166,8 +179,19 @@ class OperatorProcess:
         )  # fmt: skip
         self.ps = psutil.Process(self.process.pid)
         threading.Thread(target=self._sample, name="rss-sampler", daemon=True).start()
-        wait_for(self.healthy, 60, "the operator's liveness endpoint", every=0.2)
         return self.started_at
+
+    def kill(self) -> float:
+        """SIGKILL, as a crashed node or an OOM kill would; returns the wall time of it."""
+        assert self.process is not None
+        killed = time.time()
+        self.process.kill()
+        self.process.wait()
+        return killed
+
+    def peak_rss(self, since: float = 0.0, until: float = float("inf")) -> int:
+        """The largest sampled RSS between the two wall times (0 if none was sampled)."""
+        return max((r for t, r in self.rss_samples if since <= t <= until), default=0)
 
     def _sample(self) -> None:
         while not self._sampling.wait(0.5):

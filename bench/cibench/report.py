@@ -12,6 +12,8 @@ import matplotlib as mpl
 mpl.use("Agg")
 import matplotlib.pyplot as plt
 
+from cibench import shard_report
+
 TARGET_N = 1000
 
 
@@ -385,6 +387,13 @@ def plot(run: dict[str, Any], path: Path) -> None:
 def write(run: dict[str, Any], out_dir: Path) -> tuple[Path, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"{run['date']}-{run['config']}"
+    if run.get("sharding"):
+        run["verdicts"] = shard_report.verdicts(run)
+        stem.with_suffix(".json").write_text(json.dumps(run, indent=1) + "\n")
+        table = shard_report.markdown(run)
+        stem.with_suffix(".md").write_text(table)
+        shard_report.plot(run, stem.with_suffix(".png"))
+        return stem.with_suffix(".json"), table
     run["verdicts"] = (
         verdicts({k: v for k, v in run["sizes"].items() if k != SCALE_N})
         + other_verdicts(run.get("clouds", {}))

@@ -72,6 +72,9 @@ class Config:
     other_clouds: tuple[str, ...] = ()
     """ModelArts ("huawei") and Qianfan ("baidu") beside TI-ONE (cibench/clouds.py)."""
     other_sizes: tuple[int, ...] = ()
+    replicas: tuple[int, ...] = ()
+    """Sharding (cibench/sharding.py): run each N once per replica count, every replica with
+    `--shard`, all started at once; empty: one `--standalone` process."""
 
 
 CONFIGS = {
@@ -108,6 +111,20 @@ CONFIGS = {
         converge_timeout=2400,
         accounts=10,
         baseline=False,
+    ),
+    # issue 23 item 5: N = 10,000 over 20 accounts, on 1 sharded replica and on 4
+    # (make bench-shard); convergence, per-replica footprint, then a failover.
+    "shard": Config(
+        "shard",
+        (10000,),
+        edits=0,
+        drift_trials=0,
+        steady_polls=0,
+        converge_timeout=2400,
+        scenarios=("converge",),
+        accounts=20,
+        baseline=False,
+        replicas=(1, 4),
     ),
 }  # fmt: skip
 BOUNDARY_SLACK_SECONDS = 5.0
@@ -158,9 +175,10 @@ class SizeBench:
     def __init__(
         self, cluster: Cluster, sim: SimProcess, n: int, config: Config, work: Path, *,
         trace_path: Path | None = None, memray_path: Path | None = None,
+        namespace: str | None = None,
     ) -> None:  # fmt: skip
         self.cluster, self.sim, self.n, self.config = cluster, sim, n, config
-        self.namespace = f"bench-{n}"
+        self.namespace = namespace or f"bench-{n}"
         self.accounts: list[SimAccount] = [
             new_sim_account(sim, f"{n}-{k}") for k in range(config.accounts)
         ]
