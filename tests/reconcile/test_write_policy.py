@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -345,3 +346,49 @@ def test_a_held_write_is_sent_once_with_one_warning_and_survives_a_restart() -> 
     body["metadata"]["generation"] = 2
     asyncio.run(reconcile_times(restarted, 1))
     assert len(provider.applied) == 2
+
+
+class SlowProvider:
+    """Answers every write after `seconds`, having applied it at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.applied: list[Change] = []
+
+    async def apply(self, account: Account, change: Change, *, observed: ObservedService) -> Any:
+        self.applied.append(change)
+        await asyncio.sleep(self.seconds)
+        return ApplyResult(change=change, call="ModifyModelService", request_id="req-late")
+
+
+@dataclass
+class ClosingFence:
+    """Sharding's fence: writes may go out for a while, but must be answered within 0.2 s."""
+
+    opened: float = field(default_factory=time.monotonic)
+
+    def write_window(self, account: tuple[str, str]) -> tuple[float, float] | None:
+        return self.opened + 60, time.monotonic() + 0.2
+
+
+def test_a_write_unanswered_before_the_fence_closes_backs_off_instead_of_going_out_again() -> None:
+    """The cloud may have applied a write whose answer came too late (sharding's answer
+    deadline): it is journalled as a refusal that backs off, so the next passes, planned from
+    an observation that predates it, do not send it again."""
+    kube = RecordingKube()
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST, fence=ClosingFence())
+    provider = SlowProvider(seconds=2.0)
+    _observe(runtime, provider, replicas=1)  # type: ignore[arg-type]
+    runtime.observer(("ns", "acct")).snapshot.account = ACCOUNT
+    body = _service("chat", "2026-05-10T08:00:00Z", replicas=2)
+    runtime.claims.update(body)
+
+    async def reconcile_times(reconciler: ServiceReconciler, times: int) -> None:
+        for _ in range(times):
+            await reconciler.reconcile()
+
+    asyncio.run(reconcile_times(ServiceReconciler(runtime, body), 3))
+    assert len(provider.applied) == 1
+    (entry,) = _stored(kube)["journal"]
+    assert (entry["result"], entry["errorClass"]) == ("Failed", "CloudUnavailable")
+    assert "may have applied it" in entry["error"] and entry["retryAt"]

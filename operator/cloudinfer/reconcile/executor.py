@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloudinfer.api.conditions import Reason
-from cloudinfer.cloud.errors import CloudError, ThrottledError
+from cloudinfer.cloud.errors import CloudError, ThrottledError, TransientError
 from cloudinfer.cloud.model import Change, ObservedService
 from cloudinfer.reconcile.fence import WriteFence, answer_deadline
 from cloudinfer.reconcile.kube_access import Key, KubeAccess
@@ -158,10 +158,18 @@ class WriteExecutor:
         in_flight.inc()
         self._busy[account] += 1
         try:
-            async with asyncio.timeout_at(_loop_time(answer_by)):
-                result = await snapshot.provider.apply(
-                    snapshot.config.account, change, observed=observed
-                )
+            try:
+                async with asyncio.timeout_at(_loop_time(answer_by)):
+                    result = await snapshot.provider.apply(
+                        snapshot.config.account, change, observed=observed
+                    )
+            except TimeoutError as err:
+                # The cloud may have applied it: recorded as a refusal that backs off, so the
+                # same write waits for an observation instead of going out again at once.
+                raise TransientError(
+                    "no answer before this replica's hold on the account could lapse; the "
+                    "cloud may have applied it", cloud=observed.cloud.value, action=change.kind,
+                ) from err  # fmt: skip
         except CloudError as err:
             entry = self._refused(body, snapshot, observed, change, err, refusals_in_a_row)
             held = entry.retry_at is None
