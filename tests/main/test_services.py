@@ -3,11 +3,17 @@ reconciler (its own status write, echoed by the watch, must not)."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cloudinfer.main.services import slim, wakes_reconciler
+from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
+from cloudinfer.main.services import ServiceTasks, slim, wakes_reconciler
+from cloudinfer.reconcile.metrics import Metrics
+from cloudinfer.reconcile.runtime import Runtime
 
 
 def _body(**overrides: Any) -> dict[str, Any]:
@@ -60,3 +66,38 @@ def test_slim_drops_managed_fields_and_the_old_diff_base_only() -> None:
     assert kept["metadata"]["annotations"] == {"keep": "me"}
     assert kept["spec"] == body["spec"] and kept["status"] == body["status"]
     assert "managedFields" in body["metadata"]  # the caller's body is not changed
+
+
+def test_a_fence_lapse_too_short_to_stop_the_observer_keeps_every_task() -> None:
+    """Sharding: while an account is served here, an event that arrives during a momentary
+    lapse of its fence must not drop the service's body and task (they would not come back
+    until the observer restarted: services stuck Converging in the N = 10,000 bench)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reconcile"))
+    from test_claim_rule import RecordingKube, _service  # noqa: PLC0415
+
+    holding = {"now": True}
+
+    async def scenario() -> tuple[int, int, int]:
+        runtime = Runtime(RecordingKube(), Metrics(), allow_list=DEFAULT_ALLOW_LIST)  # type: ignore[arg-type]
+        runtime.account_seen(("ns", "acct"), True)
+        tasks = ServiceTasks(
+            runtime, None, lambda: None,  # type: ignore[arg-type]
+            may_act=lambda _: holding["now"], held_event=lambda _: asyncio.Event(),
+        )  # fmt: skip
+        tasks.start()
+        body = _service("chat", "2026-05-10T08:00:00Z", replicas=2)
+        tasks.serve(("ns", "acct"))
+        tasks.seen(("ns", "chat"), body)
+        await asyncio.sleep(0.05)
+        before = tasks.running
+        holding["now"] = False  # the lapse
+        tasks.seen(("ns", "chat"), {**body, "metadata": {**body["metadata"], "labels": {"a": "b"}}})
+        await asyncio.sleep(0.05)
+        during = tasks.running
+        holding["now"] = True
+        await tasks.unserve(("ns", "acct"), gone=False)  # the account went elsewhere
+        after = tasks.running
+        await tasks.close()
+        return before, during, after
+
+    assert asyncio.run(scenario()) == (1, 1, 0)

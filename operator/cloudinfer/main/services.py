@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -52,6 +53,8 @@ pass before they are cancelled (below the account daemon's 10 s cancellation tim
 TURN_RETRY_SECONDS: Final = 10.0
 """Sharding: how often a replica that does not hold the account of a service being deleted
 looks again (gaining the account and the finalizer's removal wake it sooner)."""
+START_BATCH: Final = 50
+"""Reconcilers started per turn of the event loop (see `_start_paced`)."""
 PATCH_RETRY_SECONDS: Final = 5.0
 BAD_REQUEST: Final = 400
 ORPHAN_PASSES: Final = 3
@@ -138,6 +141,7 @@ class ServiceTasks:
         self._may_act = may_act
         """Sharding: whether this replica acts for a (missing) account's services."""
         self._held_event = held_event
+        self._sharded = held_event is not None
         self._bodies: dict[Key, dict[str, Any]] = {}
         """Sharding: only of the services this replica may act for (see `_keeps`)."""
         self._account_of: dict[Key, Key] = {}
@@ -151,6 +155,8 @@ class ServiceTasks:
         self._started = False
         self._closing = False
         self._adopting: dict[Key, asyncio.Task[None]] = {}
+        self._to_start: deque[tuple[Key, _Running]] = deque()
+        self._starter: asyncio.Task[None] | None = None
 
     # -- what the handlers tell ------------------------------------------------------------------
 
@@ -247,9 +253,16 @@ class ServiceTasks:
             self._accounts.pop(account, None)
 
     def _keeps(self, account: Key, body: Mapping[str, Any]) -> bool:
-        """Whether this replica keeps the body: it acts for the account (always, without
-        sharding), or the service waits for its stop on delete."""
-        return self._may_act(account) or (is_deleting(body) and FINALIZER in _finalizers(body))
+        """Whether this replica keeps the body: its account is served here (whatever the
+        fence says this instant: a lapse too short for the observer to stop must not lose a
+        service's task), the account is missing and the hash gives it to this replica (always
+        true without sharding), or the service waits for its stop on delete."""
+        entry = self._accounts.get(account)
+        if entry is not None and entry.served:
+            return True
+        if account not in self._runtime.accounts and self._may_act(account):
+            return True
+        return not self._sharded or (is_deleting(body) and FINALIZER in _finalizers(body))
 
     async def _adopt(self, account: Key) -> None:
         """Sharding: list the services of an account just gained (the bodies of accounts held
@@ -292,6 +305,7 @@ class ServiceTasks:
     async def close(self) -> None:
         self._closing = True
         tasks = [
+            *([self._starter] if self._starter is not None else []),
             *self._adopting.values(),
             *(r.task for r in self._running.values() if r.task is not None),
             *self._stops.values(),
@@ -332,9 +346,30 @@ class ServiceTasks:
     def _start_reconciler(self, key: Key, body: dict[str, Any]) -> None:
         running = _Running(ServiceReconciler(self._runtime, body))
         self._running[key] = running
-        running.task = asyncio.get_running_loop().create_task(
-            self._reconcile(key, running), name=f"reconcile {key[0]}/{key[1]}"
-        )
+        self._to_start.append((key, running))
+        if self._starter is None or self._starter.done():
+            self._starter = asyncio.get_running_loop().create_task(
+                self._start_paced(), name="start reconcilers"
+            )
+
+    async def _start_paced(self) -> None:
+        """At most START_BATCH reconcilers start per turn of the event loop. Their first
+        passes are CPU (parse, plan, build a status): thousands at once, on gaining or
+        starting with many services, would hold the loop for seconds, and with it the Lease
+        renewals that keep this replica's fence open (sharding)."""
+        while self._to_start:
+            for _ in range(min(START_BATCH, len(self._to_start))):
+                key, running = self._to_start.popleft()
+                if self._running.get(key) is not running:
+                    continue
+                if running.stopping:  # stopped before it started
+                    del self._running[key]
+                    self._consider(key)
+                    continue
+                running.task = asyncio.get_running_loop().create_task(
+                    self._reconcile(key, running), name=f"reconcile {key[0]}/{key[1]}"
+                )
+            await asyncio.sleep(0)
 
     def _stop(self, key: Key) -> asyncio.Task[None] | None:
         running = self._running.get(key)
@@ -342,6 +377,8 @@ class ServiceTasks:
             return None
         running.stopping = True
         running.reconciler.waker.set()
+        if running.task is None:  # not started yet: nothing to wait for
+            del self._running[key]
         return running.task
 
     # -- the reconcile loop -----------------------------------------------------------------
