@@ -254,7 +254,8 @@ class Sharder:
         self.members = tuple(sorted(members))
         self._metrics.shard_members.set(len(members))
         assignment = assign(self._wanted, members)
-        for key in sorted(self._wanted | set(self._held)):
+
+        async def settle(key: Key) -> None:
             lease = by_name.get(account_lease_name(self._group_name, key))
             try:
                 if assignment.get(key) == self.identity:
@@ -263,6 +264,10 @@ class Sharder:
                     await self._release(key)
             except (LeaseConflict, KubeApiError, aiohttp.ClientError, TimeoutError) as err:
                 logger.info("Lease of CloudAccount %s/%s: %s", *key, err)
+
+        # All at once: one after the other, a round of 20 accounts on a busy event loop took
+        # 20 loop-bound round trips, and the last renewals came after the renew deadline.
+        await asyncio.gather(*(settle(key) for key in sorted(self._wanted | set(self._held))))
 
     @property
     def _member_name(self) -> str:
