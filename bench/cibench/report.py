@@ -13,16 +13,9 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 
 from cibench import shard_report
+from cibench.formatting import fmt
 
 TARGET_N = 1000
-
-
-def _fmt(value: Any, digits: int = 2) -> str:  # noqa: ANN401 - any JSON scalar
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _get(result: dict[str, Any], *path: str) -> Any:  # noqa: ANN401 - any JSON value
@@ -195,9 +188,9 @@ def _cell(result: dict[str, Any], section: str, keys: tuple[str, ...]) -> str:
         path = ([section] if section else []) + key.split(".")
         value = _get(result, *path)
         if isinstance(value, list):
-            parts.append(", ".join(_fmt(v, 1) for v in value))
+            parts.append(", ".join(fmt(v, 1) for v in value))
         else:
-            parts.append(_fmt(value, 4 if key.endswith("per_converged_service") else 2))
+            parts.append(fmt(value, 4 if key.endswith("per_converged_service") else 2))
     return " / ".join(parts)
 
 

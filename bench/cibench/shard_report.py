@@ -12,18 +12,12 @@ import matplotlib as mpl
 mpl.use("Agg")
 import matplotlib.pyplot as plt
 
+from cibench.formatting import fmt as _fmt
+
 RSS_TARGET = 0.40
 """Per-replica peak RSS with 4 replicas ≤ 40 % of the single replica's."""
 FAILOVER_TARGET_SECONDS = 30.0
 TARGET_N = "10000"
-
-
-def _fmt(value: Any, digits: int = 2) -> str:  # noqa: ANN401 - any JSON scalar
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _short(identity: str) -> str:

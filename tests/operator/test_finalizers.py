@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import GROUP, VERSION, Kube, OperatorProcess, eventually, new_sim_account, writes
+from harness import (
+    GROUP,
+    VERSION,
+    CloudAccountHandle,
+    Kube,
+    OperatorProcess,
+    eventually,
+    new_sim_account,
+    writes,
+)
 from test_deletion import restart_namespace  # noqa: F401 - the fixture
 
 from cloudsim.server import RunningSim
@@ -24,18 +33,32 @@ def _finalizers(
     return list(kube.get(namespace, name, plural)["metadata"].get("finalizers") or [])
 
 
+def _kept_and_stopped(
+    kube: Kube, sims: dict[str, RunningSim], namespace: str
+) -> tuple[CloudAccountHandle, str, str]:
+    """A CloudAccount `acct` and two services asking for 2 replicas: `kept` (Retain, the
+    default) and `stopped` (onDelete: Stop); their cloud service IDs."""
+    handle = new_sim_account(sims["tencent"], "tencent")
+    ids = {name: handle.add_service(name=name, replicas=1) for name in ("kept", "stopped")}
+    kube.create_account(namespace, handle)
+    for name, policy in (("kept", {}), ("stopped", {"policy": {"onDelete": "Stop"}})):
+        kube.create_service(namespace, name, {"serviceId": ids[name], "replicas": 2, **policy})
+    return handle, ids["kept"], ids["stopped"]
+
+
+def _stops(handle: CloudAccountHandle) -> list[str]:
+    return [
+        w["params"]["ServiceId"]
+        for w in writes(handle, "ModifyModelService")
+        if w["params"]["ServiceAction"] == "STOP"
+    ]
+
+
 @pytest.mark.usefixtures("operator_process")
 def test_only_a_stop_on_delete_service_carries_the_finalizer(
     kube: Kube, sims: dict[str, RunningSim], namespace: str
 ) -> None:
-    handle = new_sim_account(sims["tencent"], "tencent")
-    kept = handle.add_service(name="kept", replicas=1)
-    stopped = handle.add_service(name="stopped", replicas=1)
-    kube.create_account(namespace, handle)
-    kube.create_service(namespace, "kept", {"serviceId": kept, "replicas": 2})
-    kube.create_service(
-        namespace, "stopped", {"serviceId": stopped, "replicas": 2, "policy": {"onDelete": "Stop"}}
-    )
+    handle, _, _ = _kept_and_stopped(kube, sims, namespace)
     kube.wait_condition(namespace, "kept", reason="Converged")
     kube.wait_condition(namespace, "stopped", reason="Converged")
     eventually(
@@ -55,9 +78,7 @@ def test_only_a_stop_on_delete_service_carries_the_finalizer(
         GROUP, VERSION, namespace, "inferenceservices", "kept"
     )
     eventually(lambda: not _exists(kube, namespace, "kept"), what="kept to be gone")
-    assert [
-        w for w in writes(handle, "ModifyModelService") if w["params"]["ServiceAction"] == "STOP"
-    ] == []
+    assert _stops(handle) == []
 
 
 def _exists(kube: Kube, namespace: str, name: str) -> bool:
@@ -80,14 +101,7 @@ def test_the_old_kopf_finalizer_is_removed_where_nothing_needs_it(
     and CloudAccount: the operator keeps it only on the Stop-on-delete service, so deleting the
     others (and the account, once that service is gone) is not held up."""
     ns = restart_namespace
-    handle = new_sim_account(sims["tencent"], "tencent")
-    kept = handle.add_service(name="kept", replicas=1)
-    stopped = handle.add_service(name="stopped", replicas=1)
-    kube.create_account(ns, handle)
-    kube.create_service(ns, "kept", {"serviceId": kept, "replicas": 1})
-    kube.create_service(
-        ns, "stopped", {"serviceId": stopped, "replicas": 1, "policy": {"onDelete": "Stop"}}
-    )
+    handle, _, stopped = _kept_and_stopped(kube, sims, ns)
     for plural, name in (
         ("cloudaccounts", "acct"),
         ("inferenceservices", "kept"),
@@ -109,22 +123,12 @@ def test_the_old_kopf_finalizer_is_removed_where_nothing_needs_it(
         kube.wait_condition(ns, "stopped", reason="Converged")
         kube.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "inferenceservices", "kept")
         eventually(lambda: not _exists(kube, ns, "kept"), what="kept to be gone")
-        stops = [
-            w
-            for w in writes(handle, "ModifyModelService")
-            if w["params"]["ServiceAction"] == "STOP"
-        ]
-        assert stops == []
+        assert _stops(handle) == []
         kube.custom.delete_namespaced_custom_object(
             GROUP, VERSION, ns, "inferenceservices", "stopped"
         )
         eventually(lambda: not _exists(kube, ns, "stopped"), timeout=60, what="stopped to be gone")
-        stops = [
-            w
-            for w in writes(handle, "ModifyModelService")
-            if w["params"]["ServiceAction"] == "STOP"
-        ]
-        assert [w["params"]["ServiceId"] for w in stops] == [stopped]
+        assert _stops(handle) == [stopped]
     finally:
         operator.stop()
         print(operator.log_tail())

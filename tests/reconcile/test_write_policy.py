@@ -300,25 +300,36 @@ class RefusingProvider:
         return ApplyResult(change=change, call="ModifyModelService", request_id="req-2")
 
 
+def _observed_runtime(
+    kube: RecordingKube,
+    provider: Any,
+    fence: Any = None,
+) -> tuple[Runtime, dict[str, Any]]:
+    """A runtime whose account observed ms-1 at 1 replica, and a service asking for 2."""
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST, fence=fence)  # type: ignore[arg-type]
+    _observe(runtime, provider, replicas=1)
+    runtime.observer(("ns", "acct")).snapshot.account = ACCOUNT
+    body = _service("chat", "2026-05-10T08:00:00Z", replicas=2)
+    runtime.claims.update(body)
+    return runtime, body
+
+
+async def _reconcile_times(reconciler: ServiceReconciler, times: int) -> None:
+    for _ in range(times):
+        await reconciler.reconcile()
+
+
 def test_a_held_write_is_sent_once_with_one_warning_and_survives_a_restart() -> None:
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
     invalid = errors.InvalidRequestError(
         "Replicas out of range", cloud="tencent", action="ModifyModelService",
         code="InvalidParameterValue", request_id="req-1",
     )  # fmt: skip
     provider = RefusingProvider(invalid)
-    _observe(runtime, provider, replicas=1)  # type: ignore[arg-type]
-    runtime.observer(("ns", "acct")).snapshot.account = ACCOUNT
-    body = _service("chat", "2026-05-10T08:00:00Z", replicas=2)
-    runtime.claims.update(body)
-
-    async def reconcile_times(reconciler: ServiceReconciler, times: int) -> None:
-        for _ in range(times):
-            await reconciler.reconcile()
+    runtime, body = _observed_runtime(kube, provider)
 
     first = ServiceReconciler(runtime, body)
-    asyncio.run(reconcile_times(first, 5))
+    asyncio.run(_reconcile_times(first, 5))
     assert len(provider.applied) == 1
     warnings = [e for e in kube.events if e[1] == "Warning"]
     assert [(e[2]) for e in warnings] == ["CloudRejected"]
@@ -337,14 +348,14 @@ def test_a_held_write_is_sent_once_with_one_warning_and_survives_a_restart() -> 
     # A restarted operator reads the hold from status and does not send it again.
     body["status"] = patch
     restarted = ServiceReconciler(runtime, body)
-    asyncio.run(reconcile_times(restarted, 3))
+    asyncio.run(_reconcile_times(restarted, 3))
     assert len(provider.applied) == 1
     assert len([e for e in kube.events if e[1] == "Warning"]) == 1
 
     # A new generation lifts the hold at once.
     provider.error = None
     body["metadata"]["generation"] = 2
-    asyncio.run(reconcile_times(restarted, 1))
+    asyncio.run(_reconcile_times(restarted, 1))
     assert len(provider.applied) == 2
 
 
@@ -376,18 +387,9 @@ def test_a_write_unanswered_before_the_fence_closes_backs_off_instead_of_going_o
     deadline): it is journalled as a refusal that backs off, so the next passes, planned from
     an observation that predates it, do not send it again."""
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST, fence=ClosingFence())
     provider = SlowProvider(seconds=2.0)
-    _observe(runtime, provider, replicas=1)  # type: ignore[arg-type]
-    runtime.observer(("ns", "acct")).snapshot.account = ACCOUNT
-    body = _service("chat", "2026-05-10T08:00:00Z", replicas=2)
-    runtime.claims.update(body)
-
-    async def reconcile_times(reconciler: ServiceReconciler, times: int) -> None:
-        for _ in range(times):
-            await reconciler.reconcile()
-
-    asyncio.run(reconcile_times(ServiceReconciler(runtime, body), 3))
+    runtime, body = _observed_runtime(kube, provider, fence=ClosingFence())
+    asyncio.run(_reconcile_times(ServiceReconciler(runtime, body), 3))
     assert len(provider.applied) == 1
     (entry,) = _stored(kube)["journal"]
     assert (entry["result"], entry["errorClass"]) == ("Failed", "CloudUnavailable")
