@@ -42,6 +42,8 @@ from cloudinfer.reconcile.kube_access import ACCOUNTS_PLURAL
 
 MAX_CONCURRENT_REQUESTS: Final = 16
 """Non-watch requests in flight at once (a response's body is read after its slot is freed)."""
+SLOT_SECONDS: Final = 30.0
+"""How long a request holding a slot may take to get its response headers."""
 
 
 UNQUEUED_PLURALS: Final = frozenset({ACCOUNTS_PLURAL})
@@ -103,7 +105,10 @@ class RequestLimiter:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
-                return await handler(request)
+                # Timed from the slot, not from the queue: under load thousands of status
+                # patches wait their turn, and a total that counted the wait failed them all.
+                async with asyncio.timeout(SLOT_SECONDS):
+                    return await handler(request)
             finally:
                 self.in_flight -= 1
 

@@ -32,7 +32,9 @@ CONFLICT: Final = 409
 GONE: Final = 410
 UNPROCESSABLE: Final = 422
 """A JSON patch whose `test` op fails (the object changed since it was read)."""
-REQUEST_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10)
+REQUEST_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+"""No total: a request may wait for one of the request slots as long as the queue needs
+(apiserver.py bounds its time once it holds one); a silent connection still fails."""
 LIST_PAGE: Final = 500
 """Objects per page of a LIST (inventory.py); a page of InferenceServices is ~1.5 MB."""
 MAX_MESSAGE: Final = 300
