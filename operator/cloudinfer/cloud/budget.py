@@ -19,18 +19,17 @@ from cloudinfer.cloud.clock import Clock
 from cloudinfer.cloud.errors import CloudError
 
 DEFAULT_BURST: Final = 1
-"""Tokens a bucket holds. With 1 the bucket paces calls evenly, one every 1/rate seconds."""
+"""Tokens a bucket holds. With 1 the bucket paces calls evenly, so no window of one second ever
+sees more than `per_second` calls. The clouds do not document their window (fixed or sliding),
+and pacing is safe under both."""
 
 CATCH_UP_SECONDS: Final = 0.25
-"""Lateness of a busy event loop that the pacing makes up: after a late wake-up the waiters go
-at once until the schedule has caught up, at most floor(rate * this) + burst calls. Lateness beyond
-it is forgiven, never sent as a burst. A quarter of a second leaves most of a one-second
-bucket (the simulator's, `cloudsim/ratelimit.py`) for delivery jitter."""
+"""A waiter that wakes up to this late keeps its slot's place in the pacing, and the waiters
+after it go as soon as the last second's calls allow (see `TokenBucket`), so a busy event loop
+does not lower the long-run rate. A longer stall is not made up."""
 
 WINDOW_SECONDS: Final = 1.0
-"""No window this long (half-open, on the monotonic clock) holds more calls than
-ceil(limit * this) + burst - 1, whatever the pacing: the clouds document "N per second" without
-saying how they count it, and this is the strictest reading (a sliding window)."""
+"""No window this long holds more calls than the limit allows in it, whatever the pacing."""
 
 AIMD_DECREASE_FACTOR: Final = 0.5
 """On throttling the rate is multiplied by this (TCP's multiplicative decrease)."""
@@ -83,17 +82,14 @@ class BucketStats:
 
 
 class TokenBucket:
-    """A paced token bucket (GCRA) with an adaptive rate, under a one-second window.
+    """A paced token bucket (GCRA) with an adaptive rate.
 
-    Waiters queue in arrival order; one task per bucket sleeps until the next token is due and
-    then hands out every token due by then. A slot is never reserved ahead for a queued waiter,
-    so a rate change (throttling, recovery, a new limit) applies to the whole backlog at once.
-
-    A call goes when two rules allow it. *Pacing*: one call per 1/rate seconds; lateness is
-    made up (up to CATCH_UP_SECONDS) by the next callers going at once. *Window*: the last
-    calls' times are kept, and a call waits until the one ceil(limit) + burst - 1 calls before
-    it is WINDOW_SECONDS old. The window turns a late call into a late opening a second later,
-    and the pacing makes that lateness up too rather than adding its own (cloud/README.md).
+    Waiters queue in arrival order (an `asyncio.Lock` is FIFO) and only the head of the queue
+    holds a slot: it sleeps until the slot and takes the token when it wakes. A slot is never
+    reserved ahead for a queued waiter, so a rate change (throttling, recovery, a new limit)
+    applies to the whole backlog at once. Slots missed by a busy event loop are made up (up to
+    CATCH_UP_SECONDS), but never beyond the limit of any one-second window: the last calls'
+    times are kept, and a call waits until the one ceil(limit) calls before it is a second old.
     """
 
     def __init__(self, limit: CallRate, clock: Clock) -> None:
@@ -103,9 +99,7 @@ class TokenBucket:
         now = clock.monotonic()
         self._tat = now  # theoretical arrival time of the next call
         self._recent: deque[float] = deque(maxlen=self._window_capacity(limit))
-        self._queue: deque[asyncio.Future[None]] = deque()
-        """Callers waiting for their turn, in arrival order."""
-        self._granter: asyncio.Task[None] | None = None
+        self._queue = asyncio.Lock()
         self._waiting = 0
         self._last_throttle: float | None = None
         self._recovered_at = now
@@ -150,22 +144,19 @@ class TokenBucket:
         now = self._clock.monotonic()
         self._recover(now)
         interval = 1.0 / self._rate
-        ready = max(self._tat - (self._limit.burst - 1) * interval, self._window_opens())
-        if ready > now:
-            return ready - now
-        # A late taker moves the schedule on from its slot, not from now, so the waiters
-        # behind it go at once until the schedule has caught up; lateness beyond the
-        # catch-up is forgiven, never sent as a burst.
-        self._tat = max(self._tat, now - CATCH_UP_SECONDS) + interval
-        self._recent.append(now)
-        return 0.0
-
-    def _window_opens(self) -> float:
-        """When the last second's calls leave room for one more (-inf if they do now)."""
+        slot = self._tat - (self._limit.burst - 1) * interval
+        if slot > now:
+            return slot - now
         recent = self._recent
-        if len(recent) < (recent.maxlen or 0):
-            return -math.inf
-        return recent[0] + WINDOW_SECONDS
+        if len(recent) == recent.maxlen and recent[0] + WINDOW_SECONDS > now:
+            return recent[0] + WINDOW_SECONDS - now
+        # Waking up late (a busy event loop) by up to CATCH_UP_SECONDS is made up by the next
+        # slots, so the rate stays at the limit; after a longer stall the next slot counts from
+        # now, so the missed slots never fire as one burst.
+        on_time = now - self._tat < max(interval, CATCH_UP_SECONDS)
+        self._tat = (self._tat if on_time else now) + interval
+        recent.append(now)
+        return 0.0
 
     @property
     def waiting(self) -> int:
@@ -177,34 +168,13 @@ class TokenBucket:
         queued = self._clock.monotonic()
         self._waiting += 1
         try:
-            if self._queue or self._wait() > 0:
-                turn = asyncio.get_running_loop().create_future()
-                self._queue.append(turn)
-                self._start_granting()
-                await turn
+            async with self._queue:
+                while (wait := self._wait()) > 0:
+                    await self._clock.sleep(wait)
         finally:
             self._waiting -= 1
         self._calls += 1
         self._waited += self._clock.monotonic() - queued
-
-    def _start_granting(self) -> None:
-        granter = self._granter
-        loop = asyncio.get_running_loop()
-        if granter is None or granter.done() or granter.get_loop() is not loop:
-            self._granter = loop.create_task(self._grant())
-
-    async def _grant(self) -> None:
-        """Give the queue its tokens: sleep until the next one is due, then hand out every
-        token due by now in one go, so a catch-up's callers all run in the loop's next turn
-        (one turn each would spread them, and the window would keep the spread)."""
-        queue = self._queue
-        while queue:
-            if queue[0].done():  # its caller was cancelled
-                queue.popleft()
-            elif (wait := self._wait()) > 0:
-                await self._clock.sleep(wait)
-            else:
-                queue.popleft().set_result(None)
 
     def record(self, seconds: float, error: CloudError | None) -> None:
         """A call made with this bucket's token finished after `seconds`."""
