@@ -19,7 +19,7 @@ from cloudinfer.api.common import GROUP, VERSION
 from cloudinfer.api.conditions import FINALIZER, OBSERVER_FINALIZER
 from cloudinfer.main.deletion import StopOnDelete
 from cloudinfer.main.events import EventPoster
-from cloudinfer.main.holds import HoldKeeper, finalizer_ops
+from cloudinfer.main.holds import HoldKeeper, guarded_finalizer_ops
 from cloudinfer.main.inventory import Inventory, Key
 from cloudinfer.main.kube import KubeApiError, KubernetesAccess, MetadataConflict
 from cloudinfer.main.services import ServiceTasks
@@ -267,10 +267,7 @@ def _remove_old_finalizer(key: tuple[str, str], body: Mapping[str, Any]) -> None
 async def _unfinalize(kube: KubernetesAccess, key: tuple[str, str], finalizers: list[str]) -> None:
     """One guarded patch (the finalizer list as the event showed it); if the list changed
     meanwhile, the event of that change tries again."""
-    ops = [
-        {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
-        *finalizer_ops({"finalizers": finalizers}, FINALIZER, present=False),
-    ]
+    ops = guarded_finalizer_ops({"finalizers": finalizers}, FINALIZER, present=False)
     try:
         await kube.patch_metadata("CloudAccount", *key, None, ops)
     except MetadataConflict:

@@ -129,6 +129,20 @@ def finalizer_ops(meta: Mapping[str, Any], finalizer: str, present: bool) -> lis
     return [{"op": "replace", "path": "/metadata/finalizers", "value": kept}]
 
 
+def guarded_finalizer_ops(
+    meta: Mapping[str, Any], finalizer: str, present: bool
+) -> list[dict[str, Any]]:
+    """`finalizer_ops`, preceded by a `test` of the finalizer list they were computed from
+    (not of the resourceVersion, which every status write moves): the patch fails only if
+    someone changed the finalizers meanwhile. With no finalizer at all there is no list to
+    test."""
+    ops = finalizer_ops(meta, finalizer, present)
+    current = list(meta.get("finalizers") or [])
+    if not ops or not current:
+        return ops
+    return [{"op": "test", "path": "/metadata/finalizers", "value": current}, *ops]
+
+
 def annotation_ops(meta: Mapping[str, Any], key: str, value: str | None) -> list[dict[str, Any]]:
     """JSON patch ops that set (or, with None, remove) one annotation."""
     annotations = meta.get("annotations") or {}

@@ -240,17 +240,6 @@ class KubernetesAccess:
         )
         await self._call("PATCH", path, merge_patch={"status": dict(patch)})
 
-    async def finalizers(self, plural: str, namespace: str, name: str) -> list[str] | None:
-        """The finalizers of one of our resources, or None if it is gone."""
-        path = (
-            f"/apis/{GROUP}/{VERSION}/namespaces/{path_segment(namespace)}/{plural}/"
-            f"{path_segment(name)}"
-        )
-        body = await self._call("GET", path)
-        if body is None:
-            return None
-        return [str(f) for f in (body.get("metadata") or {}).get("finalizers") or []]
-
     async def read_metadata(
         self, kind: MetadataKind, namespace: str, name: str
     ) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from typing import Any, Final
 from cloudinfer.api.conditions import FINALIZER
 from cloudinfer.cloud.errors import CloudError
 from cloudinfer.main.deletion import RetryLater, StopOnDelete
-from cloudinfer.main.holds import finalizer_ops
+from cloudinfer.main.holds import guarded_finalizer_ops
 from cloudinfer.main.kube import KubeApiError, KubernetesAccess, MetadataConflict
 from cloudinfer.reconcile.claims import is_deleting
 from cloudinfer.reconcile.executor import account_key, resource_name
@@ -438,20 +438,17 @@ class ServiceTasks:
             )  # fmt: skip
 
     async def _set_finalizer(self, body: Mapping[str, Any], *, present: bool) -> bool:
-        """Add or remove our finalizer. The patch tests the finalizer list it was computed
-        from (not the resourceVersion, which every status write moves), so it fails only if
-        someone changed the finalizers meanwhile: then False, and the next body the watch
-        brings is tried again. (With no finalizer at all there is no list to test.)"""
+        """Add or remove our finalizer (a patch guarded by the finalizer list, holds.py); if
+        someone changed the finalizers meanwhile, False: the next body the watch brings is
+        tried again."""
         meta: Mapping[str, Any] = body.get("metadata") or {}
-        ops = finalizer_ops(meta, FINALIZER, present)
+        ops = guarded_finalizer_ops(meta, FINALIZER, present)
         if not ops or (present and meta.get("deletionTimestamp")):
             return True  # no finalizer can be added to an object being deleted
-        current = _finalizers(body)
-        guard = [{"op": "test", "path": "/metadata/finalizers", "value": current}]
         try:
             await self._kube.patch_metadata(
                 "InferenceService", str(meta.get("namespace") or ""), str(meta.get("name") or ""),
-                None, (guard if current else []) + ops,
+                None, ops,
             )  # fmt: skip
         except MetadataConflict:
             return False
