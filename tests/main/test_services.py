@@ -101,3 +101,40 @@ def test_a_fence_lapse_too_short_to_stop_the_observer_keeps_every_task() -> None
         return before, during, after
 
     assert asyncio.run(scenario()) == (1, 1, 0)
+
+
+def test_an_older_body_from_a_listing_changes_neither_the_body_nor_the_account_index() -> None:
+    """Adopting an account lists its services while the watch runs: a listed body older than
+    the kept one (here, from before an edit moved the service to another account) must leave
+    both the body and the account the service is filed under as the newer one says, so that
+    giving that account up still stops the service's task."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reconcile"))
+    from test_claim_rule import RecordingKube, _service  # noqa: PLC0415
+
+    def version(account: str, resource_version: str) -> dict[str, Any]:
+        body = _service("chat", "2026-05-10T08:00:00Z", replicas=2)
+        body["spec"]["accountRef"] = {"name": account}
+        body["metadata"]["resourceVersion"] = resource_version
+        return body
+
+    async def scenario() -> tuple[int, int]:
+        runtime = Runtime(RecordingKube(), Metrics(), allow_list=DEFAULT_ALLOW_LIST)  # type: ignore[arg-type]
+        for account in ("old", "new"):
+            runtime.account_seen(("ns", account), True)
+        tasks = ServiceTasks(
+            runtime, None, lambda: None,  # type: ignore[arg-type]
+            may_act=lambda _: True, held_event=lambda _: asyncio.Event(),
+        )  # fmt: skip
+        tasks.start()
+        tasks.serve(("ns", "old"))
+        tasks.serve(("ns", "new"))
+        tasks.seen(("ns", "chat"), version("new", "20"))
+        tasks.seen(("ns", "chat"), version("old", "10"))  # the listing, late
+        await asyncio.sleep(0.05)
+        running = tasks.running
+        await tasks.unserve(("ns", "new"), gone=False)
+        after = tasks.running
+        await tasks.close()
+        return running, after
+
+    assert asyncio.run(scenario()) == (1, 0)

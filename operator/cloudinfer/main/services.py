@@ -173,6 +173,9 @@ class ServiceTasks:
             self._consider(key)
 
     def seen(self, key: Key, body: Mapping[str, Any]) -> None:
+        old = self._bodies.get(key)
+        if old is not None and _older(body, old):
+            return  # a listing raced the watch (adopting an account): the kept body is newer
         account = account_key(body)
         old_account = self._account_of.get(key)
         if old_account != account:
@@ -184,9 +187,6 @@ class ServiceTasks:
             self._bodies.pop(key, None)  # another replica acts for it (sharding)
             self._stop(key)
             return
-        old = self._bodies.get(key)
-        if old is not None and _older(body, old):
-            return  # a listing raced the watch (adopting an account)
         new = self._bodies[key] = slim(body)
         if (waker := self._stop_wakers.get(key)) is not None:
             waker.set()
