@@ -22,6 +22,7 @@ from cloudinfer.cloud.errors import (
     ConflictError,
     InvalidRequestError,
     MalformedResponseError,
+    NoAnswerError,
     NotFoundError,
     PermissionDeniedError,
     QuotaError,
@@ -219,6 +220,7 @@ def test_baidu_code(code: str, status: int, cls: type[CloudError]) -> None:
         (ThrottledError, Retry.BACKOFF, "CloudThrottled"),
         (TransientError, Retry.BACKOFF, "CloudUnavailable"),
         (MalformedResponseError, Retry.BACKOFF, "CloudMalformedResponse"),
+        (NoAnswerError, Retry.BACKOFF, "CloudNoAnswer"),
         (BusyError, Retry.BACKOFF, "CloudBusy"),
         (ConflictError, Retry.NEVER, "CloudConflict"),
         (NotFoundError, Retry.NEVER, "CloudNotFound"),
@@ -285,7 +287,8 @@ def test_huawei_undocumented_codes_are_classified_by_status(
 HTML = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body>"
 
 UNREADABLE = [
-    ("tencent-502-html", tencent.unwrap, 502, HTML, {}, TransientError, None),
+    ("tencent-502-html", tencent.unwrap, 502, HTML, {}, NoAnswerError, None),
+    ("tencent-503-html", tencent.unwrap, 503, HTML, {}, TransientError, None),
     ("tencent-200-not-json", tencent.unwrap, 200, b"OK", {}, MalformedResponseError, None),
     ("tencent-200-json-array", tencent.unwrap, 200, b"[1]", {}, MalformedResponseError, None),
     (
@@ -321,7 +324,7 @@ UNREADABLE = [
         502,
         HTML,
         {"X-Request-Id": "req-hw", "Content-Type": "text/html"},
-        TransientError,
+        NoAnswerError,
         "req-hw",
     ),
     (
@@ -357,7 +360,7 @@ UNREADABLE = [
         504,
         HTML,
         {"x-bce-request-id": "req-bd"},
-        TransientError,
+        NoAnswerError,
         "req-bd",
     ),
     (
@@ -487,12 +490,17 @@ class _NoAuth(httpx.Auth):
 @pytest.mark.parametrize(
     ("failure", "cls"),
     [
+        # Before the request left: nothing can have been carried out.
         (httpx.ConnectTimeout("t"), TransientError),
-        (httpx.ReadTimeout("t"), TransientError),
         (httpx.PoolTimeout("t"), TransientError),
         (httpx.ConnectError("refused"), TransientError),
-        (httpx.ReadError("reset"), TransientError),
-        (httpx.RemoteProtocolError("bad"), TransientError),
+        (httpx.ProxyError("refused"), TransientError),
+        # After: the cloud may have carried it out.
+        (httpx.ReadTimeout("t"), NoAnswerError),
+        (httpx.WriteTimeout("t"), NoAnswerError),
+        (httpx.ReadError("reset"), NoAnswerError),
+        (httpx.WriteError("broken pipe"), NoAnswerError),
+        (httpx.RemoteProtocolError("bad"), NoAnswerError),
         (httpx.DecodingError("gzip"), MalformedResponseError),
         (httpx.UnsupportedProtocol("ftp"), InvalidRequestError),
     ],
@@ -511,3 +519,4 @@ def test_transport_failures_are_classified(failure: Exception, cls: type[CloudEr
         asyncio.run(call())
     assert type(caught.value) is cls
     assert caught.value.action == "A"
+    assert caught.value.may_have_applied is (cls in (NoAnswerError, MalformedResponseError))

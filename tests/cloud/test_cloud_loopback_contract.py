@@ -19,7 +19,7 @@ from cloudinfer.cloud.credentials import (
     Secret,
     TencentCredentials,
 )
-from cloudinfer.cloud.errors import ClockSkewError, CloudError, TransientError
+from cloudinfer.cloud.errors import ClockSkewError, CloudError, NoAnswerError, TransientError
 from cloudinfer.cloud.http_client import new_async_client
 from cloudinfer.cloud.huawei.provider import HuaweiProvider
 from cloudinfer.cloud.model import Cloud, ObservedService, Scale
@@ -171,6 +171,28 @@ def test_a_hung_call_times_out_and_is_retried(
     listed = _run(case, lambda p: p.list_services(account))
     assert [s.service_id for s in listed] == [case.service_id]
     assert fault.fired == 1
+
+
+@pytest.mark.parametrize("kind", ["hang", "reset"])
+def test_a_write_left_unanswered_is_not_sent_again(
+    served: tuple[CloudCase, RunningSim, Account], kind: str
+) -> None:
+    """The cloud may have carried out a write whose answer never came: the provider hands
+    the error back instead of sending it again (a list, above, is retried)."""
+    case, handle, account = served
+    fault = handle.sim.faults.add(
+        {"action": case.scale_action, "kind": kind, "latency": 30, "count": 1}
+    )
+
+    async def body(provider: CloudProvider) -> None:
+        (observed,) = await provider.list_services(account)
+        await provider.apply(
+            account, Scale(service_id=case.service_id, replicas=2), observed=observed
+        )
+
+    with pytest.raises(NoAnswerError, match="may have carried it out"):
+        _run(case, body)
+    assert fault.fired == 1  # had it been sent again, the second call would have succeeded
 
 
 def test_clock_skew_is_recognised(served: tuple[CloudCase, RunningSim, Account]) -> None:

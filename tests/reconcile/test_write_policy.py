@@ -40,6 +40,7 @@ POLICY: dict[type[errors.CloudError], tuple[Reason, Retry]] = {
     errors.ThrottledError: (Reason.CLOUD_THROTTLED, Retry.BACKOFF),
     errors.TransientError: (Reason.CLOUD_UNREACHABLE, Retry.BACKOFF),
     errors.MalformedResponseError: (Reason.CLOUD_UNREACHABLE, Retry.BACKOFF),
+    errors.NoAnswerError: (Reason.CLOUD_UNREACHABLE, Retry.BACKOFF),
     errors.ConflictError: (Reason.CLOUD_REJECTED, Retry.BACKOFF),
     errors.BusyError: (Reason.CONVERGING, Retry.BACKOFF),
     errors.NotFoundError: (Reason.SERVICE_NOT_FOUND, Retry.BACKOFF),
@@ -205,6 +206,31 @@ POLICY_CASES = {
         ["scale"],
         Reason.CONVERGING,
         now=NOW + datetime.timedelta(seconds=41),
+        failed_write=False,
+    ),
+    # The observation started 5 s before NOW: a refusal 2 s ago is newer than it.
+    "an-unanswered-write-waits-past-its-retry-time-for-an-observation-after-it": PolicyCase(
+        (refusal("CloudNoAnswer", seconds_ago=2, retry_in=-1),),
+        [],
+        Reason.CONVERGING,
+        failed_write=False,
+    ),
+    "an-unanswered-write-is-retried-once-observed-after-it": PolicyCase(
+        (refusal("CloudNoAnswer", seconds_ago=8, retry_in=-1),),
+        ["scale"],
+        Reason.CONVERGING,
+        failed_write=False,
+    ),
+    "a-malformed-answer-may-have-applied-too": PolicyCase(
+        (refusal("CloudMalformedResponse", seconds_ago=2, retry_in=-1),),
+        [],
+        Reason.CONVERGING,
+        failed_write=False,
+    ),
+    "a-refusal-the-cloud-answered-is-retried-after-its-retry-time-alone": PolicyCase(
+        (refusal("CloudUnavailable", seconds_ago=2, retry_in=-1),),
+        ["scale"],
+        Reason.CONVERGING,
         failed_write=False,
     ),
     "an-auth-refusal-waits-its-fixed-delay": PolicyCase(
@@ -392,5 +418,5 @@ def test_a_write_unanswered_before_the_fence_closes_backs_off_instead_of_going_o
     asyncio.run(_reconcile_times(ServiceReconciler(runtime, body), 3))
     assert len(provider.applied) == 1
     (entry,) = _stored(kube)["journal"]
-    assert (entry["result"], entry["errorClass"]) == ("Failed", "CloudUnavailable")
+    assert (entry["result"], entry["errorClass"]) == ("Failed", "CloudNoAnswer")
     assert "may have applied it" in entry["error"] and entry["retryAt"]

@@ -37,6 +37,10 @@ class CloudError(Exception):
     retry: ClassVar[Retry] = Retry.BACKOFF
     reason: ClassVar[str] = "CloudError"
     """A CamelCase condition reason for the resource's status."""
+    may_have_applied: ClassVar[bool] = False
+    """The request may have reached the cloud and been carried out, but no readable answer
+    says so: a write is then not sent again until an observation made after it shows
+    whether it took effect (docs/architecture.md, "Errors and retries")."""
 
     def __init__(
         self,
@@ -97,6 +101,16 @@ class MalformedResponseError(TransientError):
     and proxies produce such pages under load."""
 
     reason = "CloudMalformedResponse"
+    may_have_applied = True
+
+
+class NoAnswerError(TransientError):
+    """The request was sent but no answer came: it timed out while waiting for the reply, the
+    connection dropped after the request went out, or a gateway gave up on the cloud (502,
+    504). The cloud may have carried it out."""
+
+    reason = "CloudNoAnswer"
+    may_have_applied = True
 
 
 class ConflictError(CloudError):

@@ -20,6 +20,7 @@ from cloudinfer.cloud.errors import (
     CloudError,
     InvalidRequestError,
     MalformedResponseError,
+    NoAnswerError,
     ThrottledError,
     TransientError,
     parse_retry_after,
@@ -33,6 +34,13 @@ SCAN_BYTES: Final = 64 * 1024
 """How much of an unreadable body is scanned for echoed secrets before quoting it."""
 
 JSONObject = dict[str, Any]
+
+NOT_SENT: Final = (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError, httpx.ProxyError)
+"""Transport failures that happen before any byte of the request reaches the cloud; every
+other one may come after the cloud got it."""
+
+GATEWAY_GAVE_UP: Final = (HTTPStatus.BAD_GATEWAY, HTTPStatus.GATEWAY_TIMEOUT)
+"""A gateway's own error page for these says the cloud behind it did not answer in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +59,10 @@ async def send(
     cloud: str,
     action: str,
 ) -> httpx.Response:
-    """Send `request`, turning every transport failure into a `TransientError`."""
+    """Send `request`, turning every transport failure into a `TransientError`: a
+    `NoAnswerError` once the request may have reached the cloud."""
     try:
         return await client.send(request, auth=auth)
-    except httpx.TimeoutException as exc:
-        raise TransientError(
-            f"timed out ({type(exc).__name__})", cloud=cloud, action=action
-        ) from exc
     except httpx.UnsupportedProtocol as exc:
         # A misconfigured endpoint (e.g. "ftp://..."): retrying cannot fix it.
         raise InvalidRequestError(
@@ -68,18 +73,29 @@ async def send(
             "the response body could not be decoded", cloud=cloud, action=action
         ) from exc
     except httpx.TransportError as exc:
+        name = type(exc).__name__
         refused = certificate_error(exc)
         if refused is not None:
             # Retried like any transport error (a certificate may be fixed or rotated), but
             # named, so that a missing caBundleRef is obvious from the condition.
             raise TransientError(
-                f"TLS certificate verification failed for {request.url.host}: {refused} "
-                f"({type(exc).__name__})",
+                f"TLS certificate verification failed for {request.url.host}: {refused} ({name})",
                 cloud=cloud,
                 action=action,
             ) from exc
-        raise TransientError(
-            f"transport error ({type(exc).__name__})", cloud=cloud, action=action
+        if isinstance(exc, NOT_SENT):
+            what = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+            raise TransientError(
+                f"the connection {what} before the request was sent ({name})",
+                cloud=cloud,
+                action=action,
+            ) from exc
+        what = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+        raise NoAnswerError(
+            f"the exchange {what} after the request was sent ({name}); the cloud may have "
+            "carried it out",
+            cloud=cloud,
+            action=action,
         ) from exc
 
 
@@ -160,6 +176,8 @@ def unreadable(
     }
     if status == HTTPStatus.TOO_MANY_REQUESTS:
         return ThrottledError(message, **details)
+    if status in GATEWAY_GAVE_UP:
+        return NoAnswerError(message, **details)
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
         return TransientError(message, **details)
     return MalformedResponseError(message, **details)

@@ -3,7 +3,9 @@
 Each attempt, first or retry, takes a token from the account's bucket, so retries never go
 over the budget. Throttling shrinks the bucket before the retry waits. Only errors whose class
 says `Retry.BACKOFF` are retried here; the rest go back to the caller (the reconciler requeues
-`Retry.SLOW` errors and reports `Retry.NEVER` ones).
+`Retry.SLOW` errors and reports `Retry.NEVER` ones). A write that may have been carried out
+without an answer (`CloudError.may_have_applied`) is not sent again here either: the
+reconciler waits for an observation that shows whether it took effect.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ async def call_with_budget(
     bucket: TokenBucket,
     clock: Clock,
     policy: RetryPolicy,
+    resend_unanswered: bool = True,
 ) -> T:
-    """Run `attempt` within `bucket`'s budget, retrying errors that should be retried."""
+    """Run `attempt` within `bucket`'s budget, retrying errors that should be retried; with
+    `resend_unanswered` False (writes), not one the cloud may have carried out."""
     retry = 0
     while True:
         await bucket.acquire()
@@ -49,6 +53,8 @@ async def call_with_budget(
             if isinstance(error, ThrottledError):
                 bucket.on_throttled()
             if error.retry is not Retry.BACKOFF or retry + 1 >= policy.max_attempts:
+                raise
+            if error.may_have_applied and not resend_unanswered:
                 raise
             await clock.sleep(policy.backoff.delay(retry, retry_after=error.retry_after))
             retry += 1

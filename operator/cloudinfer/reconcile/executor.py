@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloudinfer.api.conditions import Reason
-from cloudinfer.cloud.errors import CloudError, ThrottledError, TransientError
+from cloudinfer.cloud.errors import CloudError, NoAnswerError, ThrottledError
 from cloudinfer.cloud.model import Change, ObservedService
 from cloudinfer.reconcile.fence import WriteFence, answer_deadline
 from cloudinfer.reconcile.kube_access import Key, KubeAccess
@@ -166,7 +166,7 @@ class WriteExecutor:
             except TimeoutError as err:
                 # The cloud may have applied it: recorded as a refusal that backs off, so the
                 # same write waits for an observation instead of going out again at once.
-                raise TransientError(
+                raise NoAnswerError(
                     "no answer before this replica's hold on the account could lapse; the "
                     "cloud may have applied it", cloud=observed.cloud.value, action=change.kind,
                 ) from err  # fmt: skip

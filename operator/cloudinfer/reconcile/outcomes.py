@@ -25,6 +25,7 @@ from cloudinfer.cloud.errors import (
     ConflictError,
     InvalidRequestError,
     MalformedResponseError,
+    NoAnswerError,
     NotFoundError,
     PermissionDeniedError,
     QuotaError,
@@ -93,12 +94,15 @@ OUTCOMES: tuple[tuple[type[CloudError], Outcome], ...] = (
     (BusyError, Outcome(Reason.CONVERGING, Retry.BACKOFF)),
     (ConflictError, Outcome(Reason.CLOUD_REJECTED, Retry.BACKOFF)),
     (InvalidRequestError, Outcome(Reason.CLOUD_REJECTED, Retry.HOLD)),
+    # Retried after at least 1 s, and not before an observation made after it (planner.py).
+    (NoAnswerError, Outcome(Reason.CLOUD_UNREACHABLE, Retry.BACKOFF, 1 * _SECOND)),
     (MalformedResponseError, Outcome(Reason.CLOUD_UNREACHABLE, Retry.BACKOFF)),
     (TransientError, Outcome(Reason.CLOUD_UNREACHABLE, Retry.BACKOFF)),
     (CloudError, Outcome(Reason.CLOUD_UNREACHABLE, Retry.BACKOFF)),
 )
 UNCLASSIFIED = OUTCOMES[-1][1]
 _BY_CLASS_NAME = {cls.reason: outcome for cls, outcome in OUTCOMES}
+_MAY_HAVE_APPLIED = frozenset(cls.reason for cls, _ in OUTCOMES if cls.may_have_applied)
 HOLD_REASONS = tuple(
     dict.fromkeys(outcome.reason for _, outcome in OUTCOMES if outcome.retry is Retry.HOLD)
 )
@@ -116,6 +120,12 @@ def outcome_named(error_class: str | None) -> Outcome:
     """The outcome of a refusal recorded in the ledger, by the class's `reason` name (an
     unknown name, e.g. from a newer operator, is treated as unclassified)."""
     return _BY_CLASS_NAME.get(error_class or "", UNCLASSIFIED)
+
+
+def may_have_applied(error_class: str | None) -> bool:
+    """Whether a refusal recorded in the ledger may have been carried out by the cloud all
+    the same (no answer came: `CloudError.may_have_applied`)."""
+    return (error_class or "") in _MAY_HAVE_APPLIED
 
 
 def error_reason(error: BaseException) -> Reason:

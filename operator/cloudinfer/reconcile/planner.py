@@ -42,7 +42,7 @@ from cloudinfer.cloud.model import (
     combine,
 )
 from cloudinfer.reconcile.ledger import LedgerEntry, target_of
-from cloudinfer.reconcile.outcomes import HOLD_REASONS, Retry, outcome_named
+from cloudinfer.reconcile.outcomes import HOLD_REASONS, Retry, may_have_applied, outcome_named
 from cloudinfer.reconcile.wake import Wake, read_wake
 from cloudinfer.reconcile.windows import InvalidWindowError, Transition, WindowState, evaluate
 
@@ -160,7 +160,13 @@ def _is_in_flight(inputs: PlanInput, target: ServiceField) -> bool:
     if backoff_until(inputs, target) is not None:
         return True
     for write in inputs.recent_writes:
-        if not write.wrote(target) or not write.succeeded:
+        if not write.wrote(target):
+            continue
+        if not write.succeeded:
+            # Unanswered (a timeout after sending): the cloud may have carried it out, so it
+            # is not sent again before an observation made after it shows whether it did.
+            if may_have_applied(write.error_class) and write.at >= inputs.observed_at:
+                return True
             continue
         if write.at >= inputs.observed_at:
             return True  # not observed yet

@@ -143,7 +143,7 @@ class BaiduProvider:
                 "instanceId": instance,
                 "deploymentReplicasCount": change.replicas,
             }
-            reply = await self._call(account, limits.SCALE_SERVICE, body)
+            reply = await self._call(account, limits.SCALE_SERVICE, body, write=True)
             return ApplyResult(
                 change=change,
                 call=limits.SCALE_SERVICE,
@@ -151,7 +151,9 @@ class BaiduProvider:
                 note=f"instance {instance}",
             )
         if isinstance(change, Stop):
-            reply = await self._call(account, limits.DEACTIVATE_SERVICE, {"serviceId": sid})
+            reply = await self._call(
+                account, limits.DEACTIVATE_SERVICE, {"serviceId": sid}, write=True
+            )
             return ApplyResult(
                 change=change, call=limits.DEACTIVATE_SERVICE, request_id=reply.request_id
             )
@@ -162,7 +164,9 @@ class BaiduProvider:
         note = CAPABILITIES.notes.get(change.field, f"{change.kind} is not supported")
         raise UnsupportedActionError(f"{sid}: {note}", cloud=CLOUD, action=change.kind)
 
-    async def _call(self, account: Account, action: str, params: dict[str, Any]) -> Reply:
+    async def _call(
+        self, account: Account, action: str, params: dict[str, Any], *, write: bool = False
+    ) -> Reply:
         credentials = account.credentials
         if not isinstance(credentials, BaiduCredentials):
             raise InvalidRequestError(
@@ -184,7 +188,10 @@ class BaiduProvider:
             return unwrap(response, action=action)
 
         bucket = self._budgets.bucket(account.name, action)
-        return await call_with_budget(attempt, bucket=bucket, clock=self._clock, policy=self._retry)
+        return await call_with_budget(
+            attempt, bucket=bucket, clock=self._clock, policy=self._retry,
+            resend_unanswered=not write,
+        )  # fmt: skip
 
 
 def _target_instance(observed: ObservedService) -> str:

@@ -278,7 +278,10 @@ class HuaweiProvider:
             return unwrap(response, action=action)
 
         bucket = self._budgets.bucket(account.name, action)
-        return await call_with_budget(attempt, bucket=bucket, clock=self._clock, policy=self._retry)
+        return await call_with_budget(
+            attempt, bucket=bucket, clock=self._clock, policy=self._retry,
+            resend_unanswered=method == "GET",  # a PUT may have been carried out
+        )  # fmt: skip
 
 
 CONFIG_KEYS: Final = (

@@ -194,7 +194,9 @@ class TencentProvider:
         self, account: Account, change: Change, fields: dict[str, Any]
     ) -> ApplyResult:
         action = limits.MODIFY_MODEL_SERVICE
-        reply = await self._call(account, action, {"ServiceId": change.service_id, **fields})
+        reply = await self._call(
+            account, action, {"ServiceId": change.service_id, **fields}, write=True
+        )
         return ApplyResult(change=change, call=action, request_id=reply.request_id)
 
     async def _partial(
@@ -203,7 +205,9 @@ class TencentProvider:
         body = {"ServiceId": change.service_id, **fields}
         if self._partial_config.get(account.name, True):
             try:
-                reply = await self._call(account, limits.MODIFY_MODEL_SERVICE_PARTIAL_CONFIG, body)
+                reply = await self._call(
+                    account, limits.MODIFY_MODEL_SERVICE_PARTIAL_CONFIG, body, write=True
+                )
             except UnsupportedActionError:
                 self._partial_config[account.name] = False
             else:
@@ -212,7 +216,7 @@ class TencentProvider:
                     call=limits.MODIFY_MODEL_SERVICE_PARTIAL_CONFIG,
                     request_id=reply.request_id,
                 )
-        reply = await self._call(account, limits.MODIFY_MODEL_SERVICE, body)
+        reply = await self._call(account, limits.MODIFY_MODEL_SERVICE, body, write=True)
         return ApplyResult(
             change=change,
             call=limits.MODIFY_MODEL_SERVICE,
@@ -225,8 +229,12 @@ class TencentProvider:
 
     # ----- plumbing --------------------------------------------------------------------------
 
-    async def _call(self, account: Account, action: str, params: dict[str, Any]) -> Reply:
-        return await self._exchange(account, action, params, partial(unwrap, action=action))
+    async def _call(
+        self, account: Account, action: str, params: dict[str, Any], *, write: bool = False
+    ) -> Reply:
+        return await self._exchange(
+            account, action, params, partial(unwrap, action=action), write=write
+        )
 
     async def _exchange(
         self,
@@ -234,9 +242,12 @@ class TencentProvider:
         action: str,
         params: dict[str, Any],
         read: Callable[[httpx.Response], T],
+        *,
+        write: bool = False,
     ) -> T:
-        """Send `action` within the account's budget, retrying as the error says; `read`
-        turns the response into the result (raising the call's error, if any)."""
+        """Send `action` within the account's budget, retrying as the error says (a `write`
+        not once it may have been carried out); `read` turns the response into the result
+        (raising the call's error, if any)."""
         credentials = account.credentials
         if not isinstance(credentials, TencentCredentials):
             raise InvalidRequestError(
@@ -263,7 +274,10 @@ class TencentProvider:
             return read(response)
 
         bucket = self._budgets.bucket(account.name, action)
-        return await call_with_budget(attempt, bucket=bucket, clock=self._clock, policy=self._retry)
+        return await call_with_budget(
+            attempt, bucket=bucket, clock=self._clock, policy=self._retry,
+            resend_unanswered=not write,
+        )  # fmt: skip
 
     @staticmethod
     def _payload(reply: Reply, action: str) -> Payload:
