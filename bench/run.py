@@ -200,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--memray", action="store_true",
-        help="run the operator under memray (native stacks, aggregated) and write a report of "
-        "what it held at its peak RSS per N into the work directory (implies --keep; RSS and "
-        "CPU then include memray's own cost)",
+        help="run the operator (each replica, when sharding) under memray (native stacks, "
+        "aggregated) and write a report of what it held at its peak RSS per N into the work "
+        "directory (implies --keep; RSS and CPU then include memray's own cost)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument(
@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"control plane and TI-ONE simulator up in {time.monotonic() - started:.1f} s")
         for n in config.sizes if config.replicas else ():
             by_replicas = {
-                str(r): run_shard(ShardBench(cluster, sim, n, config, work, replicas=r))
+                str(r): run_shard(
+                    ShardBench(cluster, sim, n, config, work, replicas=r, memray=args.memray)
+                )
                 for r in config.replicas
             }
             run["sharding"][str(n)] = {"replicas": by_replicas, "comparison": compare(by_replicas)}

@@ -114,7 +114,7 @@ class ShardBench(SizeBench):
 
     def __init__(
         self, cluster: Cluster, sim: SimProcess, n: int, config: Config, work: Path, *,
-        replicas: int,
+        replicas: int, memray: bool = False,
     ) -> None:  # fmt: skip
         super().__init__(cluster, sim, n, config, work, namespace=f"shard-{n}-{replicas}r")
         self.replicas = replicas
@@ -123,6 +123,7 @@ class ShardBench(SizeBench):
                 cluster.kubeconfig, self.namespace, work / f"operator-{n}-{replicas}r-{i}.log",
                 mode=("--shard", "--shard-namespace", self.namespace),
                 env={POD_NAME_ENV: f"r{i}"},
+                memray_path=work / f"memray-{n}-{replicas}r-{i}.bin" if memray else None,
             )
             for i in range(replicas)
         ]  # fmt: skip
