@@ -215,3 +215,28 @@ def test_sharding_runs_every_replica_active_without_peering() -> None:
     assert settings_from([]).peered
     assert not settings_from(["--shard"]).peered
     assert not settings_from(["--standalone"]).peered
+
+
+@pytest.mark.parametrize(
+    ("level", "logged"), [("info", False), ("warning", False), ("debug", True)]
+)
+def test_the_http_clients_line_per_request_is_logged_at_debug_only(
+    level: str, logged: bool
+) -> None:
+    """httpx logs each request at info; at scale that doubled the log beside our own "cloud
+    write" line. Run in a process of its own: the logging set-up is global."""
+    script = (
+        "import logging, sys\n"
+        "from cloudinfer.main.cli import configure_logging, settings_from\n"
+        f"configure_logging(settings_from(['--log-format', 'text', '--log-level', {level!r}]))\n"
+        "logging.getLogger('httpx').info('HTTP Request: POST https://x/ 200')\n"
+        "logging.getLogger('cloudinfer').warning('cloud write: still here')\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True, text=True, check=True, env=clean, timeout=60,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert "cloud write: still here" in output
+    assert ("HTTP Request:" in output) is logged

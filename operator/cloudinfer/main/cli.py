@@ -134,9 +134,7 @@ def _quiet_event_handlers(record: logging.LogRecord) -> bool:
     return record.getMessage() not in QUIET_HANDLERS
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    allocator.tune()  # before any thread starts
-    settings = settings_from(argv)
+def configure_logging(settings: Settings) -> None:
     kopf.configure(
         debug=settings.log_level == "debug",
         verbose=settings.log_level in ("debug", "info"),
@@ -145,6 +143,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger().setLevel(settings.log_level.upper())
     logging.getLogger("kopf.objects").addFilter(_quiet_event_handlers)
+    # httpx logs every request at info: a second line beside each "cloud write" (which has
+    # the request ID) and one per list page, most of the log and of its CPU at scale.
+    logging.getLogger("httpx").setLevel(
+        logging.NOTSET if settings.log_level == "debug" else logging.WARNING
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    allocator.tune()  # before any thread starts
+    settings = settings_from(argv)
+    configure_logging(settings)
     metrics = Metrics()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=metrics.registry)

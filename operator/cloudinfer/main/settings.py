@@ -141,7 +141,13 @@ class Settings(BaseSettings):
     )
     log_level: Annotated[
         Literal["debug", "info", "warning", "error"], Option(("--log-level",), "logLevel")
-    ] = Field(default="info", description="Minimum level logged: debug, info, warning or error.")
+    ] = Field(
+        default="info",
+        description=(
+            "Minimum level logged: debug, info, warning or error (the HTTP client's line "
+            "per cloud request only at debug)."
+        ),
+    )
 
     allowed_endpoint_hosts: Annotated[
         tuple[str, ...],
