@@ -31,7 +31,7 @@ from cloudinfer.main.apiserver import (
     kubeconfig_login,
     needs_client_library,
 )
-from cloudinfer.main.kube import KubeApiError, KubernetesAccess
+from cloudinfer.main.kube import KubeApiError, KubernetesAccess, decode
 from cloudinfer.reconcile.kube_access import SecretData
 from support import serve_on_loopback
 
@@ -280,3 +280,24 @@ def test_kubeconfig_round_trip_through_kopfs_loader(
     assert (info.server, info.token) == ("https://k:6443", "tok")
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
     assert kubeconfig_login(logger, kopf.OperatorSettings()) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        (b'{"kind": "Status", "code": 410}', {"kind": "Status", "code": 410}),
+        (b'{"n": 18446744073709551616}', {"n": 18446744073709551616}),  # orjson refuses it
+        (b'{"name": "caf\\u00e9"}', {"name": "café"}),
+        (b"[]", []),
+    ],
+    ids=["object", "integer-beyond-64-bits", "escaped-unicode", "array"],
+)
+def test_replies_and_watch_lines_decode_as_the_standard_decoder_would(
+    raw: bytes, decoded: object
+) -> None:
+    assert decode(raw) == decoded
+
+
+def test_a_reply_that_is_not_json_raises() -> None:
+    with pytest.raises(ValueError):
+        decode(b"<html>gateway</html>")
