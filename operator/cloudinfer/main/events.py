@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +31,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
+import orjson
 
-from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection, path_segment, status_message
+from cloudinfer.main.apiserver import (
+    CONNECTION,
+    ApiserverConnection,
+    decode,
+    path_segment,
+    status_message,
+)
 from cloudinfer.main.settings import pod_name
 
 COMPONENT: Final = "cloudinfer-operator"
@@ -351,12 +357,12 @@ class EventPoster:
         try:
             session, server = await self._connection.current()
             async with session.request(
-                method, server + path, data=json.dumps(body),
+                method, server + path, data=orjson.dumps(body),
                 headers={"Content-Type": content_type}, timeout=POST_TIMEOUT,
             ) as response:  # fmt: skip
                 self.requests += 1
                 if response.status < 400:
-                    reply = await response.json(content_type=None)
+                    reply = decode(await response.read())
                     return reply if isinstance(reply, dict) else {}
                 if method == "PATCH" and response.status == NOT_FOUND:
                     raise _Gone

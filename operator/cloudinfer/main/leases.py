@@ -7,14 +7,20 @@ can never both win the same takeover) and list by label. No client library, no t
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
+import orjson
 
-from cloudinfer.main.apiserver import CONNECTION, ApiserverConnection, path_segment, status_message
+from cloudinfer.main.apiserver import (
+    CONNECTION,
+    ApiserverConnection,
+    decode,
+    path_segment,
+    status_message,
+)
 from cloudinfer.main.kube import REQUEST_TIMEOUT, KubeApiError
 
 CONFLICT: Final = 409
@@ -105,7 +111,7 @@ class LeaseClient:
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
-            data = json.dumps(body)
+            data = orjson.dumps(body)
         async with session.request(
             method, server + path, data=data, headers=headers, params=params,
             timeout=REQUEST_TIMEOUT,
@@ -114,7 +120,7 @@ class LeaseClient:
                 raise LeaseConflict(f"{method} {path}: HTTP {response.status}")
             if response.status >= 400:
                 raise KubeApiError(method, path, response.status, await status_message(response))
-            reply = await response.json(content_type=None)
+            reply = decode(await response.read())
         if not isinstance(reply, dict):
             raise KubeApiError(method, path, 200, "the reply is not a JSON object")
         return reply

@@ -9,8 +9,9 @@ difference is written (as a JSON merge patch), so a steady state writes nothing.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from cloudinfer.api.conditions import ConditionType, Reason
 from cloudinfer.api.inferenceservice import MAX_OBSERVED_INSTANCES
@@ -25,8 +26,13 @@ from cloudinfer.reconcile.windows import Transition
 
 JsonDict = dict[str, Any]
 
+STAMPS_CACHED: Final = 4096
+"""Formatted times kept (a few per service in flight): status writes format the same ones."""
 
+
+@functools.lru_cache(maxsize=STAMPS_CACHED)
 def timestamp(when: datetime.datetime) -> str:
+    """Cached: every status write formats each service's observed times again."""
     return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -42,16 +48,16 @@ def condition(
 ) -> JsonDict:
     """A metav1.Condition; lastTransitionTime moves only when `status` changes."""
     value = "True" if status else "False"
-    transition = timestamp(now)
+    transition = None
     for old in previous:
         if old.get("type") == type_.value and old.get("status") == value:
-            transition = str(old.get("lastTransitionTime", transition))
+            transition = old.get("lastTransitionTime")
     return {
         "type": type_.value,
         "status": value,
         "reason": str(reason),
         "message": message[:32768],
-        "lastTransitionTime": transition,
+        "lastTransitionTime": timestamp(now) if transition is None else str(transition),
         "observedGeneration": generation,
     }
 
