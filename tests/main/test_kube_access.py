@@ -27,11 +27,12 @@ from cloudinfer.main.apiserver import (
     ApiserverConnection,
     RequestLimiter,
     bounded_session,
+    decode,
     in_cluster_login,
     kubeconfig_login,
     needs_client_library,
 )
-from cloudinfer.main.kube import KubeApiError, KubernetesAccess, decode
+from cloudinfer.main.kube import KubeApiError, KubernetesAccess
 from cloudinfer.reconcile.kube_access import SecretData
 from support import serve_on_loopback
 

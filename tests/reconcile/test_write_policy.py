@@ -215,8 +215,14 @@ POLICY_CASES = {
         Reason.CONVERGING,
         failed_write=False,
     ),
-    "an-unanswered-write-is-retried-once-observed-after-it": PolicyCase(
+    "an-unanswered-write-observed-before-its-retry-time-waits-for-another-observation": PolicyCase(
         (refusal("CloudNoAnswer", seconds_ago=8, retry_in=-1),),
+        [],
+        Reason.CONVERGING,
+        failed_write=False,
+    ),
+    "an-unanswered-write-is-retried-once-observed-after-its-retry-time": PolicyCase(
+        (refusal("CloudNoAnswer", seconds_ago=8, retry_in=-6),),
         ["scale"],
         Reason.CONVERGING,
         failed_write=False,

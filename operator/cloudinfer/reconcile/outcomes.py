@@ -94,8 +94,9 @@ OUTCOMES: tuple[tuple[type[CloudError], Outcome], ...] = (
     (BusyError, Outcome(Reason.CONVERGING, Retry.BACKOFF)),
     (ConflictError, Outcome(Reason.CLOUD_REJECTED, Retry.BACKOFF)),
     (InvalidRequestError, Outcome(Reason.CLOUD_REJECTED, Retry.HOLD)),
-    # Retried after at least 1 s, and not before an observation made after it (planner.py).
-    (NoAnswerError, Outcome(Reason.CLOUD_UNREACHABLE, Retry.BACKOFF, 1 * _SECOND)),
+    # Retried after 2.5-5 s at first (a slow cloud may still be applying it), and not
+    # before an observation that started after that (planner.py).
+    (NoAnswerError, Outcome(Reason.CLOUD_UNREACHABLE, Retry.BACKOFF, 5 * _SECOND)),
     (MalformedResponseError, Outcome(Reason.CLOUD_UNREACHABLE, Retry.BACKOFF)),
     (TransientError, Outcome(Reason.CLOUD_UNREACHABLE, Retry.BACKOFF)),
     (CloudError, Outcome(Reason.CLOUD_UNREACHABLE, Retry.BACKOFF)),

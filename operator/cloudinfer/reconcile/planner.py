@@ -163,9 +163,12 @@ def _is_in_flight(inputs: PlanInput, target: ServiceField) -> bool:
         if not write.wrote(target):
             continue
         if not write.succeeded:
-            # Unanswered (a timeout after sending): the cloud may have carried it out, so it
-            # is not sent again before an observation made after it shows whether it did.
-            if may_have_applied(write.error_class) and write.at >= inputs.observed_at:
+            # Unanswered (a timeout after sending): the cloud may have carried it out, or
+            # still be at it (a slow cloud applies it after the client gave up). So it is not
+            # sent again before an observation that started after its retry time shows
+            # whether it did.
+            settled = max(write.at, write.retry_at or write.at)
+            if may_have_applied(write.error_class) and settled >= inputs.observed_at:
                 return True
             continue
         if write.at >= inputs.observed_at:
