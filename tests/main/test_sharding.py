@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import re
 import string
 from collections import Counter
@@ -19,6 +20,7 @@ import pytest
 
 from cloudinfer.main.leases import LeaseConflict, LeaseRecord
 from cloudinfer.main.sharding import (
+    JOIN_SECONDS,
     LEASE_SECONDS,
     RENEW_DEADLINE_SECONDS,
     RETRY_SECONDS,
@@ -147,6 +149,10 @@ def replica(leases: MemoryLeases, clock: Clock, name: str) -> Sharder:
 KEYS: list[Key] = [("team", f"acct-{c}") for c in string.ascii_lowercase[:9]]
 
 
+FIRST_HOLD = math.ceil(JOIN_SECONDS / RETRY_SECONDS) + 1
+"""Rounds until a new replica takes accounts: it announces itself, then waits JOIN_SECONDS."""
+
+
 def writers(replicas: list[Sharder], key: Key) -> list[str]:
     return [r.identity for r in replicas if r.write_window(key) is not None]
 
@@ -175,7 +181,7 @@ def test_replicas_split_accounts_and_a_joiner_takes_its_share_without_overlap() 
     async def scenario() -> None:
         leases, clock = MemoryLeases(), Clock()
         a = replica(leases, clock, "a")
-        await rounds([a], clock, 2)
+        await rounds([a], clock, FIRST_HOLD)
         assert all(writers([a], key) == ["a"] for key in KEYS)
         b, c = replica(leases, clock, "b"), replica(leases, clock, "c")
         await rounds([a, b, c], clock, 4)
@@ -208,7 +214,7 @@ def test_the_fence_closes_before_the_lease_can_expire_when_renewals_fail() -> No
         a = replica(leases, clock, "a")
         lost: list[Key] = []
         a.on_change = lambda key, held: None if held else lost.append(key)
-        await rounds([a], clock, 1)
+        await rounds([a], clock, FIRST_HOLD)
         window = a.write_window(KEYS[0])
         assert window is not None
         send_before, answered_by = window
@@ -259,7 +265,7 @@ def test_a_lease_changed_under_its_holder_stops_it_at_the_next_round() -> None:
     async def scenario() -> None:
         leases, clock = MemoryLeases(), Clock()
         a = replica(leases, clock, "a")
-        await rounds([a], clock, 1)
+        await rounds([a], clock, FIRST_HOLD)
         name = account_lease_name("cloudinfer-operator", KEYS[0])
         stolen = leases.items[name]
         leases.items[name] = dataclasses.replace(stolen, holder="z", resource_version="999")
@@ -275,7 +281,7 @@ def test_a_lease_changed_under_its_holder_stops_it_at_the_next_round() -> None:
 def test_a_new_process_with_the_same_identity_waits_for_the_old_ones_leases() -> None:
     async def scenario() -> None:
         leases, clock = MemoryLeases(), Clock()
-        await rounds([replica(leases, clock, "pod-1")], clock, 1)
+        await rounds([replica(leases, clock, "pod-1")], clock, FIRST_HOLD)
         again = replica(leases, clock, "pod-1")  # the container restarted: same pod, same PID
         await rounds([again], clock, 3)
         assert again.held == frozenset()  # the old process might still be writing
@@ -289,7 +295,7 @@ def test_after_an_outage_a_replica_takes_back_at_once_what_no_one_touched() -> N
     async def scenario() -> None:
         leases, clock = MemoryLeases(), Clock()
         a = replica(leases, clock, "a")
-        await rounds([a], clock, 1)
+        await rounds([a], clock, FIRST_HOLD)
         leases.down = True
         clock.now += RENEW_DEADLINE_SECONDS
         a._expire_lapsed()
@@ -320,5 +326,25 @@ def test_waiting_for_a_write_in_flight_does_not_hold_up_other_renewals() -> None
         # expire, and never writes while a could (checked after every step).
         await rounds([a, b], clock, int(LEASE_SECONDS // RETRY_SECONDS) + 2)
         assert_balanced([a, b])
+
+    asyncio.run(scenario())
+
+
+def test_replicas_started_together_take_only_their_own_share() -> None:
+    """Each new replica announces itself and waits before taking accounts, so the first one
+    up does not take the others' accounts for the seconds until they show up (it listed
+    their services and started their reconcilers for nothing: the bench's peak RSS)."""
+
+    async def scenario() -> None:
+        leases, clock = MemoryLeases(), Clock()
+        replicas = [replica(leases, clock, name) for name in ("a", "b", "c")]
+        share = assign(KEYS, [r.identity for r in replicas])
+        for _ in range(FIRST_HOLD + 2):
+            for sharder in replicas:
+                await sharder.step()
+                taken = {key: sharder.identity for key in sharder.held}
+                assert all(share[key] == who for key, who in taken.items()), taken
+            clock.now += RETRY_SECONDS
+        assert_balanced(replicas)
 
     asyncio.run(scenario())

@@ -44,6 +44,11 @@ ANSWER_MARGIN_SECONDS: Final = 4.0
 RETRY_SECONDS: Final = 2.0
 """Between rounds: renewals, the membership list, acquisitions and releases."""
 RELEASE_WAIT_SECONDS: Final = 0.1
+JOIN_SECONDS: Final = 3.0
+"""A new replica takes no account until its membership has been announced this long, so
+that replicas started together see each other first: otherwise the first one up took
+accounts meant for the others and handed them over seconds later, having listed their
+services and started their reconcilers for nothing (the bench's peak RSS per replica)."""
 
 GROUP_LABEL: Final = "cloudinfer.dev/shard-group"
 ROLE_LABEL: Final = "cloudinfer.dev/shard-role"
@@ -150,6 +155,7 @@ class Sharder:
         self._seen: dict[str, tuple[str, float]] = {}
         """Lease name -> (its resourceVersion, the clock when first seen at it)."""
         self._member_record: LeaseRecord | None = None
+        self._announced_at: float | None = None
         self.members: tuple[str, ...] = (identity,)
         self.on_change: Callable[[Key, bool], None] = lambda _key, _held: None
         self._task: asyncio.Task[None] | None = None
@@ -253,6 +259,10 @@ class Sharder:
                 members.add(record.holder)
         self.members = tuple(sorted(members))
         self._metrics.shard_members.set(len(members))
+        if self._announced_at is None:
+            self._announced_at = now
+        if now - self._announced_at < JOIN_SECONDS:
+            return  # joining: let the replicas started with this one announce themselves
         assignment = assign(self._wanted, members)
 
         async def settle(key: Key) -> None:
