@@ -138,3 +138,56 @@ def test_an_older_body_from_a_listing_changes_neither_the_body_nor_the_account_i
         return running, after
 
     assert asyncio.run(scenario()) == (1, 0)
+
+
+def test_accounts_gained_together_have_their_services_listed_two_at_a_time() -> None:
+    """Each adoption listing holds a decoded page of whole InferenceServices until it is
+    filed: a replica that gained 20 accounts at once listed all 20 together (+120 MB of peak
+    RSS in the sharding bench)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reconcile"))
+    from test_claim_rule import RecordingKube, _service  # noqa: PLC0415
+
+    def body_of(account: str) -> dict[str, Any]:
+        body = _service(f"svc-of-{account}", "2026-05-10T08:00:00Z", replicas=2)
+        body["spec"]["accountRef"] = {"name": account}
+        return body
+
+    class CountingLister:
+        def __init__(self) -> None:
+            self.listing = self.most = self.listed = 0
+
+        async def list_pages(
+            self, plural: str, namespace: str | None, *, field_selector: str | None = None
+        ) -> Any:
+            self.listing += 1
+            self.most = max(self.most, self.listing)
+            await asyncio.sleep(0.02)
+            self.listing -= 1
+            self.listed += 1
+            yield [body_of((field_selector or "").partition("=")[2])]
+
+    accounts = [("ns", f"acct-{i}") for i in range(6)]
+
+    async def scenario() -> tuple[int, int, int]:
+        lister = CountingLister()
+        runtime = Runtime(RecordingKube(), Metrics(), allow_list=DEFAULT_ALLOW_LIST)  # type: ignore[arg-type]
+        tasks = ServiceTasks(
+            runtime, lister, lambda: None,  # type: ignore[arg-type]
+            may_act=lambda _: True, held_event=lambda _: asyncio.Event(),
+        )  # fmt: skip
+        tasks.start()
+        for account in accounts:
+            runtime.account_seen(account, True)
+            tasks.seen(("ns", f"svc-of-{account[1]}"), body_of(account[1]))  # not kept yet
+        for account in accounts:
+            tasks.serve(account)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if lister.listed == len(accounts):
+                break
+        kept = sum(1 for account in accounts if ("ns", f"svc-of-{account[1]}") in tasks._bodies)
+        await tasks.close()
+        return lister.most, lister.listed, kept
+
+    most, listed, kept = asyncio.run(scenario())
+    assert (most, listed, kept) == (2, 6, 6)

@@ -57,6 +57,10 @@ START_BATCH: Final = 50
 """Reconcilers started per turn of the event loop (see `_start_paced`)."""
 PATCH_RETRY_SECONDS: Final = 5.0
 BAD_REQUEST: Final = 400
+ADOPTING_AT_ONCE: Final = 2
+"""Accounts whose services are listed at the same time when accounts are gained: each
+listing holds a decoded page of up to 500 whole InferenceServices (~7 MB) until its services
+are filed, and a replica gaining 20 accounts at once held 20 (+120 MB of peak RSS)."""
 ORPHAN_PASSES: Final = 3
 """Passes of a service whose CloudAccount is missing, per change (each after a write)."""
 
@@ -155,6 +159,7 @@ class ServiceTasks:
         self._started = False
         self._closing = False
         self._adopting: dict[Key, asyncio.Task[None]] = {}
+        self._adopt_slots = asyncio.Semaphore(ADOPTING_AT_ONCE)
         self._to_start: deque[tuple[Key, _Running]] = deque()
         self._starter: asyncio.Task[None] | None = None
 
@@ -271,11 +276,12 @@ class ServiceTasks:
         try:
             while True:
                 try:
-                    async for page in self._list_of(account):
-                        for body in page:
-                            meta = body.get("metadata") or {}
-                            if account_key(body) == account:
-                                self.seen((namespace, str(meta.get("name") or "")), body)
+                    async with self._adopt_slots:
+                        async for page in self._list_of(account):
+                            for body in page:
+                                meta = body.get("metadata") or {}
+                                if account_key(body) == account:
+                                    self.seen((namespace, str(meta.get("name") or "")), body)
                     return
                 except (KubeApiError, OSError, TimeoutError) as err:
                     logger.warning(
