@@ -290,8 +290,10 @@ def test_kubeconfig_round_trip_through_kopfs_loader(
         (b'{"n": 18446744073709551616}', {"n": 18446744073709551616}),  # orjson refuses it
         (b'{"name": "caf\\u00e9"}', {"name": "café"}),
         (b"[]", []),
+        (b"", None),
+        (b" \n", None),
     ],
-    ids=["object", "integer-beyond-64-bits", "escaped-unicode", "array"],
+    ids=["object", "integer-beyond-64-bits", "escaped-unicode", "array", "empty", "blank"],
 )
 def test_replies_and_watch_lines_decode_as_the_standard_decoder_would(
     raw: bytes, decoded: object

@@ -142,8 +142,8 @@ def test_an_older_body_from_a_listing_changes_neither_the_body_nor_the_account_i
 
 def test_accounts_gained_together_have_their_services_listed_two_at_a_time() -> None:
     """Each adoption listing holds a decoded page of whole InferenceServices until it is
-    filed: a replica that gained 20 accounts at once listed all 20 together (+120 MB of peak
-    RSS in the sharding bench)."""
+    filed: a lone replica gains every account in one round, and listed all of them at
+    once."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reconcile"))
     from test_claim_rule import RecordingKube, _service  # noqa: PLC0415
 

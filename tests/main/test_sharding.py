@@ -333,7 +333,7 @@ def test_waiting_for_a_write_in_flight_does_not_hold_up_other_renewals() -> None
 def test_replicas_started_together_take_only_their_own_share() -> None:
     """Each new replica announces itself and waits before taking accounts, so the first one
     up does not take the others' accounts for the seconds until they show up (it listed
-    their services and started their reconcilers for nothing: the bench's peak RSS)."""
+    their services and started their reconcilers for nothing)."""
 
     async def scenario() -> None:
         leases, clock = MemoryLeases(), Clock()

@@ -129,7 +129,10 @@ def bounded_session(info: kopf.ConnectionInfo, limiter: RequestLimiter) -> aioht
 def decode(raw: bytes) -> object:
     """A JSON reply or watch line: orjson (2.7 times the standard decoder's speed on a
     2.5 KB InferenceService, which every status write's reply and watch event carries), the
-    standard decoder for what orjson refuses (an integer beyond 64 bits)."""
+    standard decoder for what orjson refuses (an integer beyond 64 bits). An empty body is
+    None, as aiohttp's `json()` had it."""
+    if not raw.strip():
+        return None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

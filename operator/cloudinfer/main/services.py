@@ -60,7 +60,7 @@ BAD_REQUEST: Final = 400
 ADOPTING_AT_ONCE: Final = 2
 """Accounts whose services are listed at the same time when accounts are gained: each
 listing holds a decoded page of up to 500 whole InferenceServices (~7 MB) until its services
-are filed, and a replica gaining 20 accounts at once held 20 (+120 MB of peak RSS)."""
+are filed, and a lone replica gains every account in one round."""
 ORPHAN_PASSES: Final = 3
 """Passes of a service whose CloudAccount is missing, per change (each after a write)."""
 
