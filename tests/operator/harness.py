@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,6 +195,21 @@ class Kube:
         return list(self.core.list_namespaced_event(namespace).items)
 
 
+_PORTS_HANDED_OUT: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+
+
+def operator_port() -> int:
+    """A free port no other operator of this test process was given: `free_port` alone can
+    return one port twice before either is bound, and test_rbac starts operators from
+    several threads (one then failed to bind while its health check reached the other)."""
+    with _PORTS_LOCK:
+        while (port := free_port()) in _PORTS_HANDED_OUT:
+            pass
+        _PORTS_HANDED_OUT.add(port)
+        return port
+
+
 @dataclass
 class OperatorProcess:
     """`python -m cloudinfer` as a child process, with its log captured to a file."""
@@ -205,8 +221,8 @@ class OperatorProcess:
     """The simulators listen on loopback, outside the default (public) allow-list; empty:
     the operator's default."""
     process: subprocess.Popen[bytes] | None = None
-    health_port: int = field(default_factory=free_port)
-    metrics_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=operator_port)
+    metrics_port: int = field(default_factory=operator_port)
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
