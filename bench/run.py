@@ -168,7 +168,7 @@ def _configured(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Co
     return config
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="quick")
     parser.add_argument("--sizes", help="comma-separated N values (overrides the config's)")
@@ -204,11 +204,22 @@ def main(argv: list[str] | None = None) -> int:
         "aggregated) and write a report of what it held at its peak RSS per N into the work "
         "directory (implies --keep; RSS and CPU then include memray's own cost)",
     )  # fmt: skip
+    parser.add_argument(
+        "--tracemalloc-peak", action="store_true",
+        help="run the operator (each replica, when sharding) under tracemalloc and keep the "
+        "allocation sites at its largest traced total as tracemalloc-<N>[-<R>r-<i>].peak.txt "
+        "in the work directory (implies --keep; RSS and CPU then include tracemalloc's cost)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument(
         "--replot", type=Path, metavar="JSON",
         help="only re-render the table and plot of an earlier result file (beside it)",
     )  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.replot:
         path, table = report.write(json.loads(args.replot.read_text()), args.replot.parent)
@@ -236,17 +247,20 @@ def main(argv: list[str] | None = None) -> int:
     with world(work) as (cluster, sim):
         _say(f"control plane and TI-ONE simulator up in {time.monotonic() - started:.1f} s")
         for n in config.sizes if config.replicas else ():
+            captures = {"memray": args.memray, "peak": args.tracemalloc_peak}
             by_replicas = {
-                str(r): run_shard(
-                    ShardBench(cluster, sim, n, config, work, replicas=r, memray=args.memray)
-                )
+                str(r): run_shard(ShardBench(cluster, sim, n, config, work, replicas=r, **captures))
                 for r in config.replicas
             }
             run["sharding"][str(n)] = {"replicas": by_replicas, "comparison": compare(by_replicas)}
         for n in () if config.replicas else config.sizes:
             trace = work / f"profile-{n}" if args.profile else None
             memray = work / f"memray-{n}.bin" if args.memray else None
-            bench = SizeBench(cluster, sim, n, config, work, trace_path=trace, memray_path=memray)
+            peak = work / f"tracemalloc-{n}" if args.tracemalloc_peak else None
+            bench = SizeBench(
+                cluster, sim, n, config, work, trace_path=trace, memray_path=memray,
+                peak_path=peak,
+            )  # fmt: skip
             run["sizes"][str(n)] = run_size(bench)
         for cloud in config.other_clouds:
             other_sim = SimProcess(work / f"sim-{cloud}.log", cloud)
@@ -265,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "operator and benchmark on one host over loopback; poll 5 s, active poll 1 s"
         + ("; OPERATOR UNDER cProfile + tracemalloc (CPU, RSS inflated)" if args.profile else "")
         + ("; OPERATOR UNDER memray (CPU, RSS inflated)" if args.memray else "")
+        + ("; OPERATOR UNDER tracemalloc (CPU, RSS inflated)" if args.tracemalloc_peak else "")
         + (
             f"; sharding: {config.accounts} accounts, replicas {list(config.replicas)} each run "
             "with --shard and started at once"
@@ -277,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     _say(f"wrote {path} (+ .md, .png) in {run['duration_seconds']:.0f} s")
     run["profiled"] = args.profile
-    if not (args.keep or args.profile or args.memray):
+    if not (args.keep or args.profile or args.memray or args.tracemalloc_peak):
         import shutil  # noqa: PLC0415
 
         shutil.rmtree(work, ignore_errors=True)

@@ -129,12 +129,13 @@ class OperatorProcess:
     def __init__(
         self, kubeconfig: Path, namespace: str, log_path: Path, trace_path: Path | None = None,
         memray_path: Path | None = None, *, mode: tuple[str, ...] = ("--standalone",),
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None, peak_path: Path | None = None,
     ) -> None:  # fmt: skip
         self.mode = mode
         self.extra_env = dict(env or {})
         self.trace_path = trace_path
         self.memray_path = memray_path
+        self.peak_path = peak_path
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log_path = log_path
@@ -164,6 +165,9 @@ class OperatorProcess:
         if self.trace_path is not None:
             entry = [str(Path(__file__).with_name("profiled.py"))]
             env["CIBENCH_PROFILE_OUT"] = str(self.trace_path)
+        if self.peak_path is not None:
+            entry = [str(Path(__file__).with_name("peaktrace.py"))]
+            env["CIBENCH_PEAK_OUT"] = str(self.peak_path)
         if self.memray_path is not None:
             # Aggregated capture keeps what was allocated at the high-water mark, per stack.
             entry = ["-m", "memray", "run", "--native", "--aggregate", "--quiet", "--force",
@@ -233,6 +237,11 @@ class OperatorProcess:
         wait_for(done.exists, 300, "the profile dump", every=0.5)
         for kind in ("cpu", "memory"):
             Path(f"{self.trace_path}.{kind}.txt").rename(f"{self.trace_path}.{label}.{kind}.txt")
+
+    def freeze_peak(self) -> None:
+        """With --tracemalloc-peak: keep the peak reached so far (converged), not a later one."""
+        if self.peak_path is not None and self.process is not None:
+            self.process.send_signal(signal.SIGUSR2)
 
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text

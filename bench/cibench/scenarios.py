@@ -175,7 +175,7 @@ class SizeBench:
     def __init__(
         self, cluster: Cluster, sim: SimProcess, n: int, config: Config, work: Path, *,
         trace_path: Path | None = None, memray_path: Path | None = None,
-        namespace: str | None = None,
+        namespace: str | None = None, peak_path: Path | None = None,
     ) -> None:  # fmt: skip
         self.cluster, self.sim, self.n, self.config = cluster, sim, n, config
         self.namespace = namespace or f"bench-{n}"
@@ -186,7 +186,7 @@ class SizeBench:
         self.account_names = {a.name for a in self.accounts}
         self.operator = OperatorProcess(
             cluster.kubeconfig, self.namespace, work / f"operator-{n}.log", trace_path,
-            memray_path,
+            memray_path, peak_path=peak_path,
         )  # fmt: skip
         self.watcher = ServiceWatcher(cluster.api, self.namespace)
         self.ids: dict[str, str] = {}  # CR name -> cloud service id
@@ -269,6 +269,7 @@ class SizeBench:
         all_ready = max(t for t, c in self.watcher.ready_series if c >= self.n)
         cpu = self.operator.cpu_seconds()
         rss = self.operator.rss()
+        self.operator.freeze_peak()
         if self.operator.trace_path is not None:
             self.operator.dump_profile("converged")
         journal = self._journal()

@@ -39,6 +39,8 @@ FAILOVER_TIMEOUT = 180.0
 SETTLE_SECONDS = 10.0
 """After all Ready, before the kill: the last transitions end, the fleet is quiet."""
 LEASE_POLL_SECONDS = 0.25
+RSS_STEP_SECONDS = 2.0
+"""Spacing of the RSS series kept per replica in the result."""
 
 
 def replica_of(entry: Mapping[str, Any]) -> str:
@@ -52,6 +54,15 @@ def write_key(entry: Mapping[str, Any]) -> str:
     path = entry.get("path_params") or {}
     where = f" {json.dumps(path, sort_keys=True)}" if path else ""
     return f"{entry['action']}{where} {json.dumps(entry.get('params'), sort_keys=True)}"
+
+
+def _rss_series(operator: OperatorProcess, since: float, until: float) -> list[list[float]]:
+    """(seconds since `since`, MB) every ~2 s up to `until`: when a replica's peak came."""
+    series: list[list[float]] = []
+    for t, rss in operator.rss_samples:
+        if since <= t <= until and (not series or t - since - series[-1][0] >= RSS_STEP_SECONDS):
+            series.append([round(t - since, 1), _mb(rss)])
+    return series
 
 
 def _mb(rss: int) -> float:
@@ -114,7 +125,7 @@ class ShardBench(SizeBench):
 
     def __init__(
         self, cluster: Cluster, sim: SimProcess, n: int, config: Config, work: Path, *,
-        replicas: int, memray: bool = False,
+        replicas: int, memray: bool = False, peak: bool = False,
     ) -> None:  # fmt: skip
         super().__init__(cluster, sim, n, config, work, namespace=f"shard-{n}-{replicas}r")
         self.replicas = replicas
@@ -124,6 +135,7 @@ class ShardBench(SizeBench):
                 mode=("--shard", "--shard-namespace", self.namespace),
                 env={POD_NAME_ENV: f"r{i}"},
                 memray_path=work / f"memray-{n}-{replicas}r-{i}.bin" if memray else None,
+                peak_path=work / f"tracemalloc-{n}-{replicas}r-{i}" if peak else None,
             )
             for i in range(replicas)
         ]  # fmt: skip
@@ -173,6 +185,8 @@ class ShardBench(SizeBench):
         )
         cpu = {self.identity(op): op.cpu_seconds() for op in self.operators}
         rss = {self.identity(op): op.rss() for op in self.operators}
+        for op in self.operators:
+            op.freeze_peak()
         expected = self._expected(self.operators)
         with contextlib.suppress(TimeoutError):  # then seconds_to_balanced is None
             wait_for(lambda: self.leases.holders() == expected, 60, "the Leases as `assign` says")
@@ -203,6 +217,7 @@ class ShardBench(SizeBench):
                 "rss_mb": _mb(rss[name]),
                 "accounts_held": held.get(name, 0),
                 "writes": by_replica.get(name, 0),
+                "rss_series": _rss_series(op, self.t0, all_ready),
             }
             for op in self.operators
             for name in (self.identity(op),)
