@@ -122,7 +122,7 @@ def run_shard(bench: ShardBench) -> dict[str, Any]:
         _say(f"{label}: peak RSS MB {_by_replica({k: v['peak_rss_mb'] for k, v in reps.items()})}"
              f"; CPU-s {_by_replica({k: v['cpu_seconds'] for k, v in reps.items()})}; accounts "
              f"{_by_replica({k: v['accounts_held'] for k, v in reps.items()}, 0)}")  # fmt: skip
-        if r > 1:
+        if r > 1 and not bench.memray:
             f = bench.failover()
             _say(f"{label}: SIGKILL {f['victim']} ({f['victim_accounts']} accounts): held by "
                  f"the others after {f['seconds_to_accounts_held']} s, the edit of "
@@ -200,15 +200,17 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--memray", action="store_true",
-        help="run the operator (each replica, when sharding) under memray (native stacks, "
+        help="run the operator (each replica, when sharding) under memray (Python stacks, "
         "aggregated) and write a report of what it held at its peak RSS per N into the work "
-        "directory (implies --keep; RSS and CPU then include memray's own cost)",
+        "directory (implies --keep; RSS and CPU then include memray's own cost; sharded "
+        "replicas stop at all Ready, without the failover, so the peak is the convergence's)",
     )  # fmt: skip
     parser.add_argument(
         "--tracemalloc-peak", action="store_true",
-        help="run the operator (each replica, when sharding) under tracemalloc and keep the "
-        "allocation sites at its largest traced total as tracemalloc-<N>[-<R>r-<i>].peak.txt "
-        "in the work directory (implies --keep; RSS and CPU then include tracemalloc's cost)",
+        help="run the operator (the first replica, when sharding) under tracemalloc and keep "
+        "the allocation sites at its largest traced total up to all Ready, and what that held "
+        "beyond what is held at all Ready, as tracemalloc-<N>[-<R>r-0].{peak,transient}.txt in "
+        "the work directory (implies --keep; RSS and CPU then include tracemalloc's cost)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument(

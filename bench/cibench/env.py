@@ -169,8 +169,9 @@ class OperatorProcess:
             entry = [str(Path(__file__).with_name("peaktrace.py"))]
             env["CIBENCH_PEAK_OUT"] = str(self.peak_path)
         if self.memray_path is not None:
-            # Aggregated capture keeps what was allocated at the high-water mark, per stack.
-            entry = ["-m", "memray", "run", "--native", "--aggregate", "--quiet", "--force",
+            # Aggregated capture keeps what was allocated at the high-water mark, per Python stack
+            # (native stacks failed to resolve here and cost more).
+            entry = ["-m", "memray", "run", "--aggregate", "--quiet", "--force",
                      "-o", str(self.memray_path), *entry]  # fmt: skip
         self.started_at = time.time()
         self.process = subprocess.Popen(
