@@ -56,10 +56,11 @@ ERROR_BACKOFF_SECONDS = 2.0
 ACTIVE_POLL_DUTY_CYCLE = 0.1
 """While writes wait for rate budget, lists take at most this share of the time: an account of
 1,000 services is 10 pages, and listing them every second kept the event loop busy enough to
-delay writes. At 10 accounts of 1,000 services, 0.25 left lists a fifth of the operator's CPU
-while writes waited; 0.1 cut CPU per service by about a tenth (bench/README.md, session 8).
-Once none waits (the convergence's tail: the last writes' transitions), the active interval
-applies alone, so the last transition is seen sooner."""
+delay writes. At 10 accounts of 1,000 services lists were still a fifth of the operator's
+CPU during convergence with 0.25 (a sampled profile); with 0.1 the measured CPU per service
+moved within the run-to-run spread (bench/README.md, session 8). Once none waits (the
+convergence's tail: the last writes' transitions), the active interval applies alone, so the
+last transition is seen sooner."""
 
 
 def _now() -> datetime.datetime:
