@@ -248,6 +248,10 @@ class OperatorProcess:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
 
     def stop(self) -> None:
+        """Idempotent: a sharded replica stopped at all Ready (--memray) is stopped again at
+        the end, and memray's reports take minutes to write."""
+        if self._sampling.is_set():
+            return
         self._sampling.set()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
