@@ -86,9 +86,10 @@ def _watch(path: str, started: float, frozen: threading.Event) -> None:
 
 
 def _watch_rss(path: str, started: float, frozen: threading.Event) -> None:
-    """Without tracemalloc: at each new RSS peak, pymalloc's own account of its arenas
-    (used, free and lost bytes) and the process's mappings, to tell live objects from
-    allocator slack."""
+    """Without tracemalloc: at each new RSS peak, pymalloc's and glibc's own accounts of
+    their arenas (used, free and lost bytes), the process's mappings and threads, to tell
+    live objects from allocator slack. Both statistics print to fd 2, which points at the
+    file meanwhile: an operator log line written in that instant lands there too."""
     largest = 0.0
     while not frozen.wait(0.5):
         rss = _rss_mb()
