@@ -155,8 +155,8 @@ class CloudAccountSpec(ApiModel):
         ge=MIN_ACTIVE_POLL_INTERVAL_SECONDS,
         le=MAX_POLL_INTERVAL_SECONDS,
         description="Seconds between observations while a service is transitioning or has a "
-        "pending change; at least four times as long as the last list took, and never longer than "
-        "pollIntervalSeconds.",
+        "change in flight on the cloud; while writes wait for rate budget, at least ten times as "
+        "long as the last list took; never longer than pollIntervalSeconds.",
     )
 
 

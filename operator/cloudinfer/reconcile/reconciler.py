@@ -282,10 +282,11 @@ class ServiceReconciler:
         new = self._status(this, the_plan, observed, synced, journal, entries)
         self._report_wake(this.current, new, the_plan)
         self._unsaved = [*self._unsaved, *entries][-JOURNAL_MAX_ENTRIES:]
+        # Fast polls only while something is in flight for this service on the cloud; said
+        # before the status write, which may queue behind thousands of others.
+        scene.observer.mark_active(spec.service_id, wrote or the_plan.waiting)
         await self._write(this.current, new)
         self._unsaved = []
-        # Fast polls only while something is in flight for this service.
-        scene.observer.mark_active(spec.service_id, wrote or the_plan.waiting)
         result = "error" if not synced[0] else ("requeue" if the_plan.changes else "success")
         self.runtime.metrics.reconciles.labels("inferenceservice", result).inc()
         reason = synced[1] if not synced[0] else the_plan.reason
