@@ -60,3 +60,34 @@ def test_when_the_observer_lists_again(
 
 def test_a_service_becoming_active_long_after_the_last_list_lists_at_once() -> None:
     assert _waited(_writes, poke_after=ACTIVE + 0.1) <= ACTIVE + 0.1 + ACTIVE / 2
+
+
+@pytest.mark.parametrize(
+    ("writes_wait", "low", "high"),
+    [
+        pytest.param(True, STEADY - 0.01, STEADY + 1.0, id="writes-still-wait"),
+        pytest.param(False, ACTIVE - 0.01, STEADY / 2, id="the-last-writes-went-out"),
+    ],
+)
+def test_the_duty_cycle_holds_only_while_writes_wait(
+    writes_wait: bool, low: float, high: float
+) -> None:
+    """The wait began while writes waited for budget (its delay stretched to the duty cycle);
+    when the last writes have gone out, a service becoming active brings the next list to
+    one active interval after the last began (the last transitions are seen sooner)."""
+    observer = AccountObserver(
+        ("ns", "acct"), RecordingKube(), Metrics(), allow_list=DEFAULT_ALLOW_LIST
+    )
+    observer._writes_waiting = lambda: writes_wait  # type: ignore[method-assign]
+
+    async def run() -> float:
+        observer._last_started = time.monotonic()
+        observer._active_delay, observer._duty_delay = ACTIVE, STEADY
+        start = time.monotonic()
+        waiting = asyncio.ensure_future(observer._wait(STEADY))
+        await asyncio.sleep(0.05)
+        _writes(observer)
+        await asyncio.wait_for(waiting, timeout=STEADY + 1)
+        return time.monotonic() - start
+
+    assert low <= asyncio.run(run()) <= high

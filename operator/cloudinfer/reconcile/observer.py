@@ -112,6 +112,7 @@ class AccountObserver:
         self._poll_now = False
         self._last_started = 0.0  # time.monotonic() when the last observation began
         self._active_delay = 0.0  # seconds between observations while a service is active
+        self._duty_delay = 0.0  # ... and at least this long while writes wait for budget
         self._active: set[str] = set()
         self._client: httpx.AsyncClient | None = None
         self._ca_file: Path | None = None
@@ -273,13 +274,20 @@ class AccountObserver:
             f"listed {len(listed)} services", services_seen=len(listed),
         )  # fmt: skip
         # Never slower than the steady interval, however long a list took.
-        active = float(spec.active_poll_interval_seconds)
-        if self._writes_waiting():
-            active = max(active, listing_took / ACTIVE_POLL_DUTY_CYCLE)
-        self._active_delay = min(float(spec.poll_interval_seconds), active)
+        steady = float(spec.poll_interval_seconds)
+        self._active_delay = min(steady, float(spec.active_poll_interval_seconds))
+        self._duty_delay = min(steady, listing_took / ACTIVE_POLL_DUTY_CYCLE)
         if self._active or transitioning:
-            return self._active_delay
-        return float(spec.poll_interval_seconds)
+            return self._active_delay_now()
+        return steady
+
+    def _active_delay_now(self) -> float:
+        """The active interval, stretched to the list's duty cycle only while writes wait for
+        budget: asked again at each wake-up, so the convergence's last writes are observed
+        one active interval after the last list, not one duty cycle after."""
+        if self._writes_waiting():
+            return max(self._active_delay, self._duty_delay)
+        return self._active_delay
 
     def _writes_waiting(self) -> bool:
         """Some call of this account waits for rate budget (the list's own is over)."""
@@ -411,7 +419,7 @@ class AccountObserver:
             self._wake.clear()
             if self._poll_now:
                 break
-            deadline = min(deadline, self._last_started + self._active_delay)
+            deadline = min(deadline, self._last_started + self._active_delay_now())
         self._poll_now = False
 
     def wake(self) -> None:
