@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -50,6 +51,7 @@ it, and 1,000 status writes saying so would delay that very list (by ~8 s in ben
 that lasts longer is reported (`PendingObservation`)."""
 Synced = tuple[bool, Reason | str, str]
 """The Synced condition: (status, reason, message)."""
+NO_CALL_FAILED: Synced = (True, Reason.RECONCILED, "no cloud call failed")
 
 
 WAKE_IGNORED_REASON = "WakeOverrideIgnored"
@@ -260,21 +262,8 @@ class ServiceReconciler:
     async def _act(self, this: _Pass, scene: _Scene) -> ServiceOutcome:
         spec, observed, snapshot = this.spec, scene.observed, scene.snapshot
         assert snapshot.observed_at is not None
-        annotations = self._meta.get("annotations") or {}
         journal = (*ledger.read(this.current.get("journal") or []), *self._unsaved)
-        the_plan = plan(
-            PlanInput(
-                spec=spec,
-                observed=observed,
-                observed_at=snapshot.observed_at,
-                now=this.now,
-                recent_writes=journal,
-                paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
-                generation=this.generation,
-                account=snapshot.account,
-                wake_until=_annotation(annotations, WAKE_UNTIL_ANNOTATION),
-            )
-        )
+        the_plan = plan(self._plan_input(this, observed, snapshot, journal))
         for drift in the_plan.drift:
             self.runtime.metrics.drift.labels(observed.cloud.value, drift.field.value).inc()
         synced, entries = await self._execute(the_plan, scene, journal)
@@ -285,7 +274,9 @@ class ServiceReconciler:
         # Fast polls only while something is in flight for this service on the cloud; said
         # before the status write, which may queue behind thousands of others.
         scene.observer.mark_active(spec.service_id, wrote or the_plan.waiting)
-        await self._write(this.current, new)
+        # A pass whose calls all went through may store a newer observation's status instead.
+        rebuild = partial(self._rebuilt, this, scene, the_plan, journal, entries)
+        new = await self._write(this.current, new, rebuild if synced[0] else None) or new
         self._unsaved = []
         result = "error" if not synced[0] else ("requeue" if the_plan.changes else "success")
         self.runtime.metrics.reconciles.labels("inferenceservice", result).inc()
@@ -298,6 +289,63 @@ class ServiceReconciler:
         ]
         self._report_state(new, observed, outcome_named(held[0]).reason if held else None)
         return ServiceOutcome(the_plan.wake_at, wrote or the_plan.waiting)
+
+    def _plan_input(
+        self,
+        this: _Pass,
+        observed: ObservedService,
+        snapshot: Snapshot,
+        journal: tuple[LedgerEntry, ...],
+    ) -> PlanInput:
+        assert snapshot.observed_at is not None
+        annotations = self._meta.get("annotations") or {}
+        return PlanInput(
+            spec=this.spec,
+            observed=observed,
+            observed_at=snapshot.observed_at,
+            now=this.now,
+            recent_writes=journal,
+            paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
+            generation=this.generation,
+            account=snapshot.account,
+            wake_until=_annotation(annotations, WAKE_UNTIL_ANNOTATION),
+        )
+
+    def _rebuilt(
+        self,
+        this: _Pass,
+        scene: _Scene,
+        the_plan: Plan,
+        journal: tuple[LedgerEntry, ...],
+        entries: list[LedgerEntry],
+    ) -> dict[str, Any] | None:
+        """The status this pass would write from the account's latest observation, if one
+        arrived while its status waited for its turn and it asks for no cloud call; None
+        otherwise (the next pass acts on it). Under load a status waits through the whole
+        transition it reports: it then says the service is done, one write instead of two."""
+        latest = scene.observer.snapshot
+        if latest is scene.snapshot or latest.error is not None or latest.observed_at is None:
+            return None
+        found = latest.services.get(this.spec.service_id)
+        if found is None:
+            return None
+        try:
+            observed = select_instance(
+                found,
+                this.spec.baidu.instance_id if this.spec.baidu is not None else None,
+                manages_replicas=this.spec.replicas is not None,
+            )
+        except InstanceSelectionError:
+            return None
+        later = replace(this, now=_now())
+        again = plan(self._plan_input(later, observed, latest, (*journal, *entries)))
+        if again.changes or again.failed_write is not None:
+            return None
+        new = self._status(later, again, observed, NO_CALL_FAILED, journal, entries)
+        if again.wake != the_plan.wake:
+            self._report_wake(this.current, new, again)
+        scene.observer.mark_active(this.spec.service_id, again.waiting)
+        return new
 
     async def _execute(
         self, the_plan: Plan, scene: _Scene, journal: tuple[LedgerEntry, ...]
@@ -321,7 +369,7 @@ class ServiceReconciler:
         if refused is not None:
             reason = outcome_named(refused.error_class).reason
             return (False, reason, f"{refused.change}: {refused.error}"), entries
-        return (True, Reason.RECONCILED, "no cloud call failed"), entries
+        return NO_CALL_FAILED, entries
 
     async def _owns_claim(self, me: Claimant, this: _Pass, observed: ObservedService) -> bool:
         """Whether this InferenceService may write to its cloud service (claims.py); if not,
@@ -492,13 +540,26 @@ class ServiceReconciler:
             ),
         )
 
-    async def _write(self, current: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        patch = st.merge_patch(dict(current), dict(new))
-        if patch is None:
-            return
-        meta = self._meta
-        await self.runtime.kube.patch_status(
-            SERVICES_PLURAL, str(meta.get("namespace")), str(meta.get("name")), patch
-        )
+    async def _write(
+        self,
+        current: Mapping[str, Any],
+        new: dict[str, Any],
+        rebuild: Callable[[], dict[str, Any] | None] | None = None,
+    ) -> dict[str, Any] | None:
+        """Store `new` if it differs from `current`, when its turn comes
+        (`Runtime.status_turns`); `rebuild` may then give a newer one to store instead.
+        Returns the status stored, or None."""
+        if st.merge_patch(dict(current), new) is None:
+            return None
+        async with self.runtime.status_turns:
+            new = (rebuild() if rebuild is not None else None) or new
+            patch = st.merge_patch(dict(current), new)
+            if patch is None:
+                return None
+            meta = self._meta
+            await self.runtime.kube.patch_status(
+                SERVICES_PLURAL, str(meta.get("namespace")), str(meta.get("name")), patch
+            )
         self._written = dict(new)
         self.status_writes += 1
+        return new

@@ -18,6 +18,12 @@ from cloudinfer.reconcile.kube_access import Key, KubeAccess
 from cloudinfer.reconcile.metrics import Metrics
 from cloudinfer.reconcile.observer import AccountObserver
 
+STATUS_WRITES_IN_FLIGHT = 16
+"""Status writes sent at once; the others wait in turn, in the order they came (the apiserver
+session admits 16 requests at once too, main/apiserver.py). A write builds its patch when its
+turn comes, so one that waited while a newer observation arrived sends what that one says
+(reconciler.py)."""
+
 
 class Runtime:
     """Shared state: the observers, keyed by CloudAccount, the claims, and the metrics."""
@@ -38,6 +44,8 @@ class Runtime:
         self.fence = fence
         """Sharding mode: which accounts this replica may call the cloud for."""
         self.user_agent = user_agent
+        self.status_turns = asyncio.Semaphore(STATUS_WRITES_IN_FLIGHT)
+        """Status writes take turns here (STATUS_WRITES_IN_FLIGHT)."""
         self.executor = WriteExecutor(kube, metrics, fence=fence)
         """Every cloud write goes through it (reconcile and deletion alike)."""
         self.observers: dict[Key, AccountObserver] = {}
