@@ -9,12 +9,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from test_claim_rule import RecordingKube, RecordingProvider, _observe, _service
-
-from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
-from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.reconciler import ServiceReconciler
-from cloudinfer.reconcile.runtime import Runtime
+from test_claim_rule import RecordingKube, _observe, _scaling
 
 
 class QueuedKube(RecordingKube):
@@ -36,11 +31,7 @@ class QueuedKube(RecordingKube):
 
 def test_activity_is_decided_before_the_status_write_lands() -> None:
     kube = QueuedKube()
-    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
-    provider = RecordingProvider()
-    _observe(runtime, provider, replicas=1)
-    service = ServiceReconciler(runtime, _service("svc", "2026-05-10T08:00:00Z", replicas=2))
-    runtime.claims.update(service.body)
+    runtime, provider, service = _scaling(kube)
     observer = runtime.observer(("ns", "acct"))
     active_while_queued: list[bool] = []
 

@@ -282,6 +282,16 @@ def _observe(runtime: Runtime, provider: RecordingProvider, replicas: int) -> No
     )  # fmt: skip
 
 
+def _scaling(kube: RecordingKube) -> tuple[Runtime, RecordingProvider, ServiceReconciler]:
+    """One InferenceService asking for 2 replicas of a cloud service observed with 1."""
+    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
+    provider = RecordingProvider()
+    _observe(runtime, provider, replicas=1)
+    service = ServiceReconciler(runtime, _service("svc", "2026-05-10T08:00:00Z", replicas=2))
+    runtime.claims.update(service.body)
+    return runtime, provider, service
+
+
 def test_only_the_owner_writes_and_the_next_claimant_takes_over_when_it_goes() -> None:
     kube = RecordingKube()
     runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)

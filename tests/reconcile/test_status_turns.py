@@ -9,12 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from test_claim_rule import RecordingKube, RecordingProvider, _observe, _service
-
-from cloudinfer.cloud.allowlist import DEFAULT_ALLOW_LIST
-from cloudinfer.reconcile.metrics import Metrics
-from cloudinfer.reconcile.reconciler import ServiceReconciler
-from cloudinfer.reconcile.runtime import Runtime
+from test_claim_rule import RecordingKube, _observe, _scaling
 
 
 def _ready(patch: Any) -> tuple[str, str]:
@@ -33,12 +28,8 @@ def test_a_status_waiting_its_turn_stores_the_latest_observation(
     done_while_waiting: bool, stored: list[tuple[str, str]]
 ) -> None:
     kube = RecordingKube()
-    runtime = Runtime(kube, Metrics(), allow_list=DEFAULT_ALLOW_LIST)
+    runtime, provider, service = _scaling(kube)
     runtime.status_turns = asyncio.Semaphore(1)
-    provider = RecordingProvider()
-    _observe(runtime, provider, replicas=1)
-    service = ServiceReconciler(runtime, _service("svc", "2026-05-10T08:00:00Z", replicas=2))
-    runtime.claims.update(service.body)
 
     async def run() -> None:
         await runtime.status_turns.acquire()  # every turn is taken by other services

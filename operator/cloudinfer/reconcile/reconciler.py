@@ -67,6 +67,15 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def _named_instance(spec: InferenceServiceSpec, observed: ObservedService) -> ObservedService:
+    """The observation narrowed to the instance `spec` names (Qianfan; a no-op elsewhere)."""
+    return select_instance(
+        observed,
+        spec.baidu.instance_id if spec.baidu is not None else None,
+        manages_replicas=spec.replicas is not None,
+    )
+
+
 @dataclass
 class ServiceOutcome:
     wake_at: datetime.datetime | None
@@ -196,11 +205,7 @@ class ServiceReconciler:
         """Qianfan: the observation narrowed to the compute-unit instance the spec names (a
         no-op on the other clouds); None, with the reason written, if there is no such one."""
         try:
-            return select_instance(
-                observed,
-                this.spec.baidu.instance_id if this.spec.baidu is not None else None,
-                manages_replicas=this.spec.replicas is not None,
-            )
+            return _named_instance(this.spec, observed)
         except InstanceSelectionError as err:
             missing = isinstance(err, InstanceNotFoundError)
             reason = Reason.INSTANCE_NOT_FOUND if missing else Reason.INVALID_SPEC
@@ -330,11 +335,7 @@ class ServiceReconciler:
         if found is None:
             return None
         try:
-            observed = select_instance(
-                found,
-                this.spec.baidu.instance_id if this.spec.baidu is not None else None,
-                manages_replicas=this.spec.replicas is not None,
-            )
+            observed = _named_instance(this.spec, found)
         except InstanceSelectionError:
             return None
         later = replace(this, now=_now())
@@ -549,13 +550,15 @@ class ServiceReconciler:
         """Store `new` if it differs from `current`, when its turn comes
         (`Runtime.status_turns`); `rebuild` may then give a newer one to store instead.
         Returns the status stored, or None."""
-        if st.merge_patch(dict(current), new) is None:
+        patch = st.merge_patch(dict(current), new)
+        if patch is None:
             return None
         async with self.runtime.status_turns:
-            new = (rebuild() if rebuild is not None else None) or new
-            patch = st.merge_patch(dict(current), new)
-            if patch is None:
-                return None
+            newer = rebuild() if rebuild is not None else None
+            if newer is not None:
+                new, patch = newer, st.merge_patch(dict(current), newer)
+                if patch is None:
+                    return None
             meta = self._meta
             await self.runtime.kube.patch_status(
                 SERVICES_PLURAL, str(meta.get("namespace")), str(meta.get("name")), patch
